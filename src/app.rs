@@ -1,0 +1,472 @@
+//! The worker's shared state and the SPEC §3 protocol handlers, one `async fn` per event.
+//! Handlers validate, then call the [`Store`]; deliveries that arrive on the worker's Redis
+//! channel are fanned out to local sockets by [`App::on_delivery`].
+
+use crate::config::Limits;
+use crate::metrics::Metrics;
+use crate::protocol::{
+    self, events, ChatError, Delivered, ErrorCode, LogIn, NewMessage, RoomMessage, RoomRef,
+    SendMessage,
+};
+use crate::registry::Registry;
+use crate::store::{now_ms, Delivery, Store};
+use redis::aio::ConnectionManager;
+use serde_json::{json, Value};
+use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
+use socketioxide::handler::FromMessageParts;
+use socketioxide::socket::{DisconnectReason, Socket};
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::AckError;
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shared worker state, cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct App(Arc<AppInner>);
+
+pub struct AppInner {
+    /// The only path to Redis.
+    pub store: Store<ConnectionManager>,
+    /// This worker's sockets by user and room.
+    pub registry: Registry,
+    pub metrics: Metrics,
+    pub limits: Limits,
+    /// Set on SIGTERM: `/health` answers 503 and new handshakes are refused.
+    pub draining: AtomicBool,
+    /// The last heartbeat reached Redis.
+    pub redis_commands_up: AtomicBool,
+    /// The delivery channel is subscribed.
+    pub redis_subscribed: AtomicBool,
+    /// How long a worker's liveness key lives without a heartbeat.
+    pub liveness_ttl: Duration,
+}
+
+impl std::ops::Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl App {
+    pub fn new(inner: AppInner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    /// Both Redis links work: commands answer and deliveries arrive.
+    pub fn redis_up(&self) -> bool {
+        self.redis_commands_up.load(Ordering::Relaxed) && self.redis_subscribed.load(Ordering::Relaxed)
+    }
+
+    pub fn healthy(&self) -> bool {
+        !self.draining.load(Ordering::Relaxed) && self.redis_up()
+    }
+
+    /// Emits a direct message to one socket and, when that client acknowledges, removes it
+    /// from the inbox and sends the sender a `delivered` receipt.
+    fn emit_direct(&self, socket: &SocketRef, to: &str, message: &NewMessage) {
+        match socket.emit_with_ack::<_, serde::de::IgnoredAny>(events::NEW_MESSAGE, message) {
+            Ok(ack) => {
+                self.metrics.delivered();
+                let app = self.clone();
+                let (to, id, from) = (to.to_owned(), message.id.clone(), message.from.clone());
+                tokio::spawn(async move {
+                    // Any answer counts as an acknowledgement, whatever its arguments.
+                    if matches!(ack.await, Ok(_) | Err(AckError::Decode(_))) {
+                        if let Err(e) = app.store.ack(&to, &id, &from).await {
+                            tracing::warn!(%to, %id, "ack not recorded, message stays pending: {e}");
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::debug!(sid = %socket.id, "emit failed: {e}"),
+        }
+    }
+
+    /// Fans out what arrived on this worker's channel.
+    pub fn on_delivery(&self, delivery: Delivery) {
+        match delivery {
+            Delivery::Direct { to, message } => {
+                for socket in self.registry.direct_targets(&to, &message) {
+                    self.emit_direct(&socket, &to, &message);
+                }
+            }
+            Delivery::Room {
+                except_sid,
+                message,
+            } => {
+                let Some(room) = message.room.as_deref() else {
+                    return;
+                };
+                for socket in self.registry.room_members(room, &except_sid) {
+                    if socket.emit(events::NEW_MESSAGE, &message).is_ok() {
+                        self.metrics.delivered();
+                    }
+                }
+            }
+            Delivery::Delivered { sender, id, to } => {
+                for socket in self.registry.sockets_of(&sender) {
+                    let _ = socket.emit(events::DELIVERED, &Delivered { id: &id, to: &to });
+                }
+            }
+        }
+    }
+
+    /// After the delivery channel was (re)subscribed, messages published while it was down
+    /// were missed: send every local user its inbox again (clients drop duplicates by id).
+    pub async fn redeliver_pending(&self) {
+        let (users, _) = self.registry.snapshot();
+        for user in users {
+            match self.store.pending(&user).await {
+                Ok(pending) => {
+                    for message in pending {
+                        self.on_delivery(Delivery::Direct {
+                            to: user.clone(),
+                            message,
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("redelivery stopped, redis failed again: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Re-registers every live user and room of this worker, dropping stale entries first.
+    pub async fn resync(&self) -> Result<(), crate::store::StoreError> {
+        let (users, rooms) = self.registry.snapshot();
+        tracing::info!(users = users.len(), rooms = rooms.len(), "re-registering live users in redis");
+        // Chunks keep each script short so Redis never blocks for long.
+        const CHUNK: usize = 1000;
+        let mut first = true;
+        let mut user_chunks = users.chunks(CHUNK);
+        let mut room_chunks = rooms.chunks(CHUNK);
+        loop {
+            let u = user_chunks.next().unwrap_or(&[]);
+            let r = room_chunks.next().unwrap_or(&[]);
+            if !first && u.is_empty() && r.is_empty() {
+                return Ok(());
+            }
+            self.store.resync(self.liveness_ttl, first, u, r).await?;
+            first = false;
+        }
+    }
+}
+
+/// Answers an event: through its ack callback when the client sent one, otherwise failures
+/// go out as `chat error` (SPEC §3) and successes need no answer.
+pub struct Reply {
+    ack: AckSender,
+    wants_ack: bool,
+    socket: SocketRef,
+}
+
+impl FromMessageParts<LocalAdapter> for Reply {
+    type Error = Infallible;
+    fn from_message_parts(
+        s: &Arc<Socket>,
+        v: &mut socketioxide_core::Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        Ok(Reply {
+            ack: AckSender::from_message_parts(s, v, ack_id)?,
+            wants_ack: ack_id.is_some(),
+            socket: SocketRef::from_message_parts(s, v, ack_id)?,
+        })
+    }
+}
+
+impl Reply {
+    fn send(self, event: &str, result: Result<Value, ChatError>) {
+        match result {
+            Ok(v) => {
+                let _ = self.ack.send(&v);
+            }
+            Err(e) if self.wants_ack => {
+                let _ = self.ack.send(&e.to_ack());
+            }
+            Err(e) => {
+                let _ = self.socket.emit(events::CHAT_ERROR, &e.to_event(event));
+            }
+        }
+    }
+}
+
+fn payload(event: &str, data: Result<Value, impl std::fmt::Display>) -> Result<Value, ChatError> {
+    data.map_err(|e| ChatError::bad_request(format!("`{event}` needs a JSON object payload: {e}")))
+}
+
+fn logged_in(app: &App, socket: &SocketRef) -> Result<String, ChatError> {
+    app.registry
+        .user_of(socket.id)
+        .ok_or_else(ChatError::not_logged_in)
+}
+
+fn rate_check(app: &App, socket: &SocketRef) -> Result<(), ChatError> {
+    if app
+        .registry
+        .take_token(socket.id, app.limits.messages_per_second)
+    {
+        Ok(())
+    } else {
+        Err(ChatError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "more than {} messages per second on this connection; retry shortly",
+                app.limits.messages_per_second
+            ),
+        ))
+    }
+}
+
+/// Registers the handlers on a new socket.
+pub async fn on_connect(socket: SocketRef, State(app): State<App>) {
+    app.registry
+        .connect(socket.clone(), app.limits.messages_per_second);
+    app.metrics.connected();
+    socket.on(events::LOG_IN, on_log_in);
+    socket.on(events::SEND_MESSAGE, on_send_message);
+    socket.on(events::JOIN_ROOM, on_join_room);
+    socket.on(events::LEAVE_ROOM, on_leave_room);
+    socket.on(events::ROOM_MESSAGE, on_room_message);
+    socket.on(events::LIST_USERS, on_list_users);
+    socket.on_fallback(on_unknown_event);
+    socket.on_disconnect(on_disconnect);
+}
+
+async fn on_log_in(
+    socket: SocketRef,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+    State(app): State<App>,
+) {
+    let result = log_in(&app, &socket, payload(events::LOG_IN, data)).await;
+    match result {
+        Ok((username, pending)) => {
+            reply.send(
+                events::LOG_IN,
+                Ok(json!({"ok": true, "username": username, "pending": pending.len()})),
+            );
+            // The ack goes first, then the pending messages oldest first, then whatever
+            // arrived while the inbox was being read.
+            for message in &pending {
+                app.emit_direct(&socket, &username, message);
+            }
+            let ids: HashSet<&str> = pending.iter().map(|m| m.id.as_str()).collect();
+            for message in app.registry.finish_login(socket.id, &ids) {
+                app.emit_direct(&socket, &username, &message);
+            }
+        }
+        Err(e) => reply.send(events::LOG_IN, Err(e)),
+    }
+}
+
+async fn log_in(
+    app: &App,
+    socket: &SocketRef,
+    data: Result<Value, ChatError>,
+) -> Result<(String, Vec<NewMessage>), ChatError> {
+    let req: LogIn = protocol::parse(events::LOG_IN, data?)?;
+    protocol::validate_username(&req.username)?;
+    if let Some(orphan) = app.registry.begin_login(socket.id, &req.username) {
+        forget_user(app, orphan);
+    }
+    match app.store.login(&req.username).await {
+        Ok(pending) => Ok((req.username, pending)),
+        Err(e) => {
+            tracing::warn!("log in failed: {e}");
+            if let Some(orphan) = app.registry.abort_login(socket.id) {
+                forget_user(app, orphan);
+            }
+            Err(ChatError::unavailable())
+        }
+    }
+}
+
+/// The user's last socket here is gone: drop this worker from its user map entry.
+fn forget_user(app: &App, user: String) {
+    let app = app.clone();
+    tokio::spawn(async move {
+        if let Err(e) = app.store.logout(&user).await {
+            // The next resync after Redis returns drops the stale entry.
+            tracing::debug!(%user, "logout not recorded: {e}");
+        }
+    });
+}
+
+async fn on_send_message(
+    socket: SocketRef,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+    State(app): State<App>,
+) {
+    let result = send_message(&app, &socket, payload(events::SEND_MESSAGE, data)).await;
+    reply.send(events::SEND_MESSAGE, result);
+}
+
+async fn send_message(
+    app: &App,
+    socket: &SocketRef,
+    data: Result<Value, ChatError>,
+) -> Result<Value, ChatError> {
+    let req: SendMessage = protocol::parse(events::SEND_MESSAGE, data?)?;
+    let from = logged_in(app, socket)?;
+    protocol::validate_username(&req.username)?;
+    protocol::validate_text(&req.message, app.limits.max_message_bytes)?;
+    rate_check(app, socket)?;
+    match app
+        .store
+        .send(&from, &req.username, &req.message, now_ms())
+        .await
+    {
+        Ok(id) => {
+            app.metrics.received();
+            Ok(json!({"ok": true, "id": id}))
+        }
+        Err(e) => {
+            tracing::warn!("send failed: {e}");
+            Err(ChatError::unavailable())
+        }
+    }
+}
+
+async fn on_join_room(
+    socket: SocketRef,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+    State(app): State<App>,
+) {
+    let result = join_room(&app, &socket, payload(events::JOIN_ROOM, data)).await;
+    reply.send(events::JOIN_ROOM, result);
+}
+
+async fn join_room(
+    app: &App,
+    socket: &SocketRef,
+    data: Result<Value, ChatError>,
+) -> Result<Value, ChatError> {
+    let req: RoomRef = protocol::parse(events::JOIN_ROOM, data?)?;
+    logged_in(app, socket)?;
+    protocol::validate_room(&req.room)?;
+    app.registry.join(socket.id, &req.room);
+    // Always registers (idempotent), so a join also repairs a registration Redis lost.
+    match app.store.join(&req.room).await {
+        Ok(history) => Ok(json!({"ok": true, "history": history})),
+        Err(e) => {
+            tracing::warn!("join failed: {e}");
+            if app.registry.leave(socket.id, &req.room) {
+                forget_room(app, req.room);
+            }
+            Err(ChatError::unavailable())
+        }
+    }
+}
+
+fn forget_room(app: &App, room: String) {
+    let app = app.clone();
+    tokio::spawn(async move {
+        if let Err(e) = app.store.leave(&room).await {
+            tracing::debug!(%room, "leave not recorded: {e}");
+        }
+    });
+}
+
+async fn on_leave_room(
+    socket: SocketRef,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+    State(app): State<App>,
+) {
+    let result = (|| {
+        let req: RoomRef = protocol::parse(events::LEAVE_ROOM, payload(events::LEAVE_ROOM, data)?)?;
+        logged_in(&app, &socket)?;
+        protocol::validate_room(&req.room)?;
+        if app.registry.leave(socket.id, &req.room) {
+            forget_room(&app, req.room);
+        }
+        Ok(json!({"ok": true}))
+    })();
+    reply.send(events::LEAVE_ROOM, result);
+}
+
+async fn on_room_message(
+    socket: SocketRef,
+    TryData(data): TryData<Value>,
+    reply: Reply,
+    State(app): State<App>,
+) {
+    let result = room_message(&app, &socket, payload(events::ROOM_MESSAGE, data)).await;
+    reply.send(events::ROOM_MESSAGE, result);
+}
+
+async fn room_message(
+    app: &App,
+    socket: &SocketRef,
+    data: Result<Value, ChatError>,
+) -> Result<Value, ChatError> {
+    let req: RoomMessage = protocol::parse(events::ROOM_MESSAGE, data?)?;
+    let from = logged_in(app, socket)?;
+    protocol::validate_room(&req.room)?;
+    if !app.registry.in_room(socket.id, &req.room) {
+        return Err(ChatError::bad_request(format!(
+            "join room `{}` before sending to it",
+            req.room
+        )));
+    }
+    protocol::validate_text(&req.message, app.limits.max_message_bytes)?;
+    rate_check(app, socket)?;
+    match app
+        .store
+        .room_send(&req.room, &from, &req.message, now_ms(), socket.id.as_str())
+        .await
+    {
+        Ok(id) => {
+            app.metrics.received();
+            Ok(json!({"ok": true, "id": id}))
+        }
+        Err(e) => {
+            tracing::warn!("room send failed: {e}");
+            Err(ChatError::unavailable())
+        }
+    }
+}
+
+async fn on_list_users(socket: SocketRef, reply: Reply, State(app): State<App>) {
+    let result = match logged_in(&app, &socket) {
+        Err(e) => Err(e),
+        Ok(_) => match app.store.list_users(protocol::LIST_USERS_MAX).await {
+            Ok(users) => Ok(json!({"ok": true, "users": users})),
+            Err(e) => {
+                tracing::warn!("list users failed: {e}");
+                Err(ChatError::unavailable())
+            }
+        },
+    };
+    reply.send(events::LIST_USERS, result);
+}
+
+async fn on_unknown_event(Event(event): Event, reply: Reply) {
+    let err = ChatError::bad_request(format!("unknown event `{event}`"));
+    reply.send(&event, Err(err));
+}
+
+async fn on_disconnect(socket: SocketRef, reason: DisconnectReason, State(app): State<App>) {
+    tracing::debug!(sid = %socket.id, ?reason, "disconnected");
+    app.metrics.disconnected();
+    let departure = app.registry.disconnect(socket.id);
+    if app.draining.load(Ordering::Relaxed) {
+        // Draining removes the whole worker from Redis at once.
+        return;
+    }
+    if let Some(user) = departure.last_of_user {
+        forget_user(&app, user);
+    }
+    for room in departure.emptied_rooms {
+        forget_room(&app, room);
+    }
+}

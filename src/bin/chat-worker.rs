@@ -1,0 +1,108 @@
+//! `chat-worker --port P --redis URL --id N [--host H]`: one single-threaded chat worker.
+
+use anyhow::Context;
+use chat::config::Limits;
+use chat::worker::{run, WorkerConfig};
+use clap::Parser;
+use std::time::Duration;
+
+/// A Socket.IO chat worker (one thread) that shares users and messages with its peers
+/// through Redis. Normally started by `chatctl up`; usable alone.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// TCP port to listen on (0 picks a free one; the chosen address is printed on stdout).
+    #[arg(long)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Redis URL: redis://[:password@]host:port, rediss://…, or redis+unix:///path.
+    #[arg(long)]
+    redis: String,
+    /// Worker number, shown in logs and part of its Redis identity.
+    #[arg(long)]
+    id: u32,
+    /// Prefix of every Redis key and channel (services sharing one Redis use different ones).
+    #[arg(long, default_value = "chat:")]
+    redis_prefix: String,
+    /// Longest a SIGTERM drain may take, in seconds.
+    #[arg(long, default_value_t = 10)]
+    drain_timeout: u64,
+    /// Largest message text in bytes.
+    #[arg(long, default_value_t = Limits::default().max_message_bytes)]
+    max_message_bytes: usize,
+    /// Sockets this worker accepts before answering new handshakes with 503.
+    #[arg(long, default_value_t = Limits::default().max_connections_per_worker)]
+    max_connections: usize,
+    /// Messages per second per socket (token bucket of the same depth).
+    #[arg(long, default_value_t = Limits::default().messages_per_second)]
+    messages_per_second: u32,
+    /// Messages an inbox keeps.
+    #[arg(long, default_value_t = Limits::default().inbox_max)]
+    inbox_max: usize,
+    /// Seconds an unacknowledged message is kept.
+    #[arg(long, default_value_t = Limits::default().inbox_ttl)]
+    inbox_ttl: u64,
+    /// WebSocket read buffer per connection, in bytes.
+    #[arg(long, default_value_t = 4096)]
+    ws_read_buffer: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = WorkerConfig {
+        redis_prefix: args.redis_prefix,
+        limits: Limits {
+            max_message_bytes: args.max_message_bytes,
+            max_connections_per_worker: args.max_connections,
+            messages_per_second: args.messages_per_second,
+            inbox_max: args.inbox_max,
+            inbox_ttl: args.inbox_ttl,
+        },
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+        ws_read_buffer: args.ws_read_buffer,
+        ..WorkerConfig::new(args.id, args.redis)
+    };
+    // One thread per worker is the point of one worker per core.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{} (port busy? pick another with --port)",
+                    args.host, args.port
+                )
+            })?;
+        // The harness and chatctl read this line to learn the port when --port 0 was given.
+        println!("listening on {}", listener.local_addr()?);
+        run(config, listener, shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers the worker can only be killed; serve on.
+            std::future::pending::<()>().await
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The worker's local view: which of its own sockets belong to which user and room. Redis
+//! holds the cluster-wide view (which *workers* hold a user); this holds which *sockets*.
+//!
+//! Everything runs on one thread, so the mutex is never contended; it exists because
+//! socketioxide requires state to be `Send + Sync`.
+
+use crate::protocol::NewMessage;
+use socketioxide::extract::SocketRef;
+use socketioxide::socket::Sid;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// A token bucket for `messages_per_second`: `rate` tokens per second, `rate` deep.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(rate: u32, now: Instant) -> Self {
+        Self {
+            tokens: rate as f64,
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn try_take(&mut self, rate: u32, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * rate as f64).min(rate as f64);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct LocalSocket {
+    socket: SocketRef,
+    user: Option<String>,
+    rooms: HashSet<String>,
+    /// While a `log in` fetches the inbox, direct deliveries for this socket wait here so
+    /// that the pending (older) messages go out first, in order.
+    catch_up: Option<Vec<NewMessage>>,
+    bucket: TokenBucket,
+}
+
+#[derive(Default)]
+struct Inner {
+    sockets: HashMap<Sid, LocalSocket>,
+    users: HashMap<String, Vec<Sid>>,
+    rooms: HashMap<String, Vec<Sid>>,
+}
+
+/// What a socket's departure leaves for Redis to forget.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Departure {
+    /// The user whose last socket on this worker left.
+    pub last_of_user: Option<String>,
+    /// Rooms that have no member on this worker any more.
+    pub emptied_rooms: Vec<String>,
+}
+
+/// Where a direct delivery goes on this worker.
+pub enum Target {
+    /// Emit now.
+    Emit(SocketRef),
+    /// The socket is catching up; the message was queued behind its pending ones.
+    Queued,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+}
+
+fn remove_sid(map: &mut HashMap<String, Vec<Sid>>, key: &str, sid: Sid) -> bool {
+    if let Some(list) = map.get_mut(key) {
+        list.retain(|s| *s != sid);
+        if list.is_empty() {
+            map.remove(key);
+            return true;
+        }
+    }
+    false
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than stopping would, so recover the guard.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn connect(&self, socket: SocketRef, rate: u32) {
+        let sid = socket.id;
+        self.lock().sockets.insert(
+            sid,
+            LocalSocket {
+                socket,
+                user: None,
+                rooms: HashSet::new(),
+                catch_up: None,
+                bucket: TokenBucket::new(rate, Instant::now()),
+            },
+        );
+    }
+
+    pub fn connections(&self) -> usize {
+        self.lock().sockets.len()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.lock().users.len()
+    }
+
+    pub fn user_of(&self, sid: Sid) -> Option<String> {
+        self.lock().sockets.get(&sid).and_then(|s| s.user.clone())
+    }
+
+    pub fn in_room(&self, sid: Sid, room: &str) -> bool {
+        self.lock()
+            .sockets
+            .get(&sid)
+            .is_some_and(|s| s.rooms.contains(room))
+    }
+
+    pub fn take_token(&self, sid: Sid, rate: u32) -> bool {
+        self.lock()
+            .sockets
+            .get_mut(&sid)
+            .is_none_or(|s| s.bucket.try_take(rate, Instant::now()))
+    }
+
+    /// Marks `sid` as `user` and starts its catch-up. Returns the previous user of the socket
+    /// if that user has no other socket here now (the caller logs them out of Redis).
+    pub fn begin_login(&self, sid: Sid, user: &str) -> Option<String> {
+        let mut inner = self.lock();
+        let previous = match inner.sockets.get_mut(&sid) {
+            Some(s) => {
+                s.catch_up = Some(Vec::new());
+                s.user.replace(user.to_owned())
+            }
+            None => return None,
+        };
+        let mut orphaned = None;
+        if let Some(prev) = previous {
+            if prev == user {
+                return None;
+            }
+            if remove_sid(&mut inner.users, &prev, sid) {
+                orphaned = Some(prev);
+            }
+        }
+        inner.users.entry(user.to_owned()).or_default().push(sid);
+        orphaned
+    }
+
+    /// Ends the catch-up: returns what arrived meanwhile that is not among `pending_ids`.
+    pub fn finish_login(&self, sid: Sid, pending_ids: &HashSet<&str>) -> Vec<NewMessage> {
+        let mut inner = self.lock();
+        let queued = inner
+            .sockets
+            .get_mut(&sid)
+            .and_then(|s| s.catch_up.take())
+            .unwrap_or_default();
+        queued
+            .into_iter()
+            .filter(|m| !pending_ids.contains(m.id.as_str()))
+            .collect()
+    }
+
+    /// Undoes `begin_login` after a failed inbox fetch. Returns the user if it has no
+    /// socket here any more.
+    pub fn abort_login(&self, sid: Sid) -> Option<String> {
+        let mut inner = self.lock();
+        let user = inner.sockets.get_mut(&sid).and_then(|s| {
+            s.catch_up = None;
+            s.user.take()
+        })?;
+        remove_sid(&mut inner.users, &user, sid).then_some(user)
+    }
+
+    /// Where a direct message for `user` goes: every local socket, queued for those that are
+    /// catching up.
+    pub fn direct_targets(&self, user: &str, message: &NewMessage) -> Vec<SocketRef> {
+        let mut inner = self.lock();
+        let Inner { sockets, users, .. } = &mut *inner;
+        let Some(sids) = users.get(user) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(sids.len());
+        for sid in sids {
+            if let Some(s) = sockets.get_mut(sid) {
+                match &mut s.catch_up {
+                    Some(queue) => queue.push(message.clone()),
+                    None => out.push(s.socket.clone()),
+                }
+            }
+        }
+        out
+    }
+
+    /// Every local socket of `user`.
+    pub fn sockets_of(&self, user: &str) -> Vec<SocketRef> {
+        let inner = self.lock();
+        inner
+            .users
+            .get(user)
+            .map(|sids| {
+                sids.iter()
+                    .filter_map(|sid| inner.sockets.get(sid).map(|s| s.socket.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Local members of `room`, except `except`.
+    pub fn room_members(&self, room: &str, except: &str) -> Vec<SocketRef> {
+        let inner = self.lock();
+        inner
+            .rooms
+            .get(room)
+            .map(|sids| {
+                sids.iter()
+                    .filter(|sid| sid.as_str() != except)
+                    .filter_map(|sid| inner.sockets.get(sid).map(|s| s.socket.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Adds `sid` to `room`; `true` when it is the room's first member here.
+    pub fn join(&self, sid: Sid, room: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(s) = inner.sockets.get_mut(&sid) else {
+            return false;
+        };
+        if !s.rooms.insert(room.to_owned()) {
+            return false;
+        }
+        let list = inner.rooms.entry(room.to_owned()).or_default();
+        list.push(sid);
+        list.len() == 1
+    }
+
+    /// Removes `sid` from `room`; `true` when the room has no member here any more.
+    pub fn leave(&self, sid: Sid, room: &str) -> bool {
+        let mut inner = self.lock();
+        let was_member = inner
+            .sockets
+            .get_mut(&sid)
+            .is_some_and(|s| s.rooms.remove(room));
+        was_member && remove_sid(&mut inner.rooms, room, sid)
+    }
+
+    /// Forgets a closed socket.
+    pub fn disconnect(&self, sid: Sid) -> Departure {
+        let mut inner = self.lock();
+        let Some(s) = inner.sockets.remove(&sid) else {
+            return Departure::default();
+        };
+        let last_of_user = s
+            .user
+            .filter(|u| remove_sid(&mut inner.users, u, sid));
+        let emptied_rooms = s
+            .rooms
+            .into_iter()
+            .filter(|r| remove_sid(&mut inner.rooms, r, sid))
+            .collect();
+        Departure {
+            last_of_user,
+            emptied_rooms,
+        }
+    }
+
+    /// Users and rooms present here, to re-register after Redis lost them.
+    pub fn snapshot(&self) -> (Vec<String>, Vec<String>) {
+        let inner = self.lock();
+        (
+            inner.users.keys().cloned().collect(),
+            inner.rooms.keys().cloned().collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bucket_allows_rate_then_refills() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(3, t0);
+        assert!(b.try_take(3, t0));
+        assert!(b.try_take(3, t0));
+        assert!(b.try_take(3, t0));
+        assert!(!b.try_take(3, t0));
+        assert!(b.try_take(3, t0 + Duration::from_millis(400)));
+        assert!(!b.try_take(3, t0 + Duration::from_millis(400)));
+    }
+
+    #[test]
+    fn bucket_never_exceeds_its_depth() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(2, t0);
+        let later = t0 + Duration::from_secs(100);
+        assert!(b.try_take(2, later));
+        assert!(b.try_take(2, later));
+        assert!(!b.try_take(2, later));
+    }
+}

@@ -1,0 +1,240 @@
+//! Wiring of one worker: the Socket.IO server on a current_thread runtime, the Redis links
+//! (reconnecting commands, the self-healing subscriber, the heartbeat) and the drain.
+
+use crate::app::{on_connect, App, AppInner};
+use crate::bus::{run_subscriber, BusEvent};
+use crate::config::Limits;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::store::{InboxBounds, Store};
+use anyhow::Context;
+use hyper_util::rt::TokioIo;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use socketioxide::SocketIo;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How often a worker proves it is alive; its liveness key lives [`LIVENESS_TTL`], so a
+/// worker that dies without cleaning up leaves the user map within that time.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+pub const LIVENESS_TTL: Duration = Duration::from_secs(5);
+/// Longest wait for one Redis call before the client hears `unavailable`.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Everything one worker needs; `chat-worker`'s flags map onto it.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Worker number (chatctl's index); part of the instance id, for logs.
+    pub id: u32,
+    /// `redis://…`, `rediss://…`, `redis+unix:///path` (a password in the URL is used).
+    pub redis_url: String,
+    /// Prefix of every Redis key and channel, so services can share a Redis.
+    pub redis_prefix: String,
+    pub limits: Limits,
+    /// Longest a SIGTERM drain may take.
+    pub drain_timeout: Duration,
+    /// Per-socket WebSocket read buffer: memory per connection is a headline figure.
+    pub ws_read_buffer: usize,
+    /// How long a `new message` waits for the client's ack before it stays pending.
+    pub ack_timeout: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(id: u32, redis_url: impl Into<String>) -> Self {
+        Self {
+            id,
+            redis_url: redis_url.into(),
+            redis_prefix: "chat:".into(),
+            limits: Limits::default(),
+            drain_timeout: Duration::from_secs(10),
+            ws_read_buffer: 4096,
+            ack_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// An id unique to this process start: the worker number plus random hex.
+fn instance_id(id: u32) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!("{id}-{:016x}", h.finish())
+}
+
+/// Serves until `shutdown` resolves, then drains: `/health` goes 503, every client
+/// transport is closed so clients reconnect elsewhere, the worker leaves the user map, and
+/// the function returns (within `drain_timeout`).
+pub async fn run(
+    config: WorkerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let client = redis::Client::open(config.redis_url.as_str())
+        .with_context(|| format!("bad --redis URL {:?}", config.redis_url))?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_response_timeout(Some(REDIS_TIMEOUT))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500));
+    let con = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+        .context("cannot set up the redis connection")?;
+    let instance = instance_id(config.id);
+    let store = Store::new(
+        con,
+        &config.redis_prefix,
+        &instance,
+        REDIS_TIMEOUT,
+        InboxBounds {
+            max_len: config.limits.inbox_max,
+            ttl: config.limits.inbox_ttl(),
+        },
+    );
+    let channel = store.channel();
+    let app = App::new(AppInner {
+        store,
+        registry: Registry::default(),
+        metrics: Metrics::default(),
+        limits: config.limits.clone(),
+        draining: AtomicBool::new(false),
+        redis_commands_up: AtomicBool::new(false),
+        redis_subscribed: AtomicBool::new(false),
+        liveness_ttl: LIVENESS_TTL,
+    });
+
+    let (sio_svc, io) = SocketIo::builder()
+        .with_state(app.clone())
+        .max_payload(config.limits.max_engine_payload())
+        .ws_read_buffer_size(config.ws_read_buffer)
+        .max_buffer_size(256)
+        .ack_timeout(config.ack_timeout)
+        .build_svc();
+    io.ns("/", on_connect);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let subscriber = tokio::spawn({
+        let app = app.clone();
+        run_subscriber(
+            client,
+            channel,
+            REDIS_TIMEOUT,
+            move |event| match event {
+                BusEvent::Subscribed => {
+                    app.redis_subscribed.store(true, Ordering::Relaxed);
+                    let app = app.clone();
+                    tokio::spawn(async move { app.redeliver_pending().await });
+                }
+                BusEvent::Lost => app.redis_subscribed.store(false, Ordering::Relaxed),
+                BusEvent::Delivery(d) => app.on_delivery(d),
+            },
+            stopped(),
+        )
+    });
+    let heartbeat = tokio::spawn(heartbeat_loop(app.clone(), stopped()));
+
+    tracing::info!(
+        instance = %app.store.instance(),
+        addr = %listener.local_addr()?,
+        "chat worker serving"
+    );
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let sio = sio_svc.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                crate::http::handle(app.clone(), sio.clone(), req)
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(8192)
+                .serve_connection(TokioIo::new(tcp), svc)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+
+    tracing::info!("draining");
+    app.draining.store(true, Ordering::Relaxed);
+    drop(listener);
+    let drain = async {
+        io.close().await;
+        if let Err(e) = app.store.remove_self().await {
+            tracing::warn!("could not leave the user map ({e}); it expires in {LIVENESS_TTL:?}");
+        }
+    };
+    if tokio::time::timeout(config.drain_timeout, drain).await.is_err() {
+        tracing::warn!("drain timed out after {:?}", config.drain_timeout);
+    }
+    let _ = stop_tx.send(true);
+    let _ = tokio::join!(subscriber, heartbeat);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Keeps the liveness key fresh, reaps dead workers, and re-registers everything local when
+/// Redis lost it (restarted empty) or came back after an outage.
+async fn heartbeat_loop(app: App, stopped: impl Future<Output = ()>) {
+    tokio::pin!(stopped);
+    let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_up = false;
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = tick.tick() => {}
+        }
+        if app.draining.load(Ordering::Relaxed) {
+            continue;
+        }
+        let result = match app.store.heartbeat(app.liveness_ttl).await {
+            Ok(fresh) if fresh || !was_up => app.resync().await,
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                if !was_up {
+                    tracing::info!("redis reachable");
+                }
+                was_up = true;
+            }
+            Err(e) => {
+                if was_up {
+                    tracing::warn!("redis unreachable: {e}");
+                }
+                was_up = false;
+            }
+        }
+        app.redis_commands_up.store(was_up, Ordering::Relaxed);
+    }
+}
