@@ -112,7 +112,11 @@ pub async fn run(
 
     let (sio_svc, io) = SocketIo::builder()
         .with_state(app.clone())
+        // max_payload bounds polling bodies; WebSocket frames have their own caps, which
+        // default to megabytes, so set them to the same bound.
         .max_payload(config.limits.max_engine_payload())
+        .ws_max_message_size(config.limits.max_engine_payload() as usize)
+        .ws_max_frame_size(config.limits.max_engine_payload() as usize)
         .ws_read_buffer_size(config.ws_read_buffer)
         .max_buffer_size(256)
         .ack_timeout(config.ack_timeout)

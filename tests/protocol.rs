@@ -1,0 +1,355 @@
+//! SPEC §3 across two real workers on one real Redis, with the Rust client.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::*;
+
+fn is_new_message(e: &chat_client::ServerEvent) -> bool {
+    e.name == "new message"
+}
+
+async fn send(c: &Client, to: &str, text: &str) -> String {
+    let ack = c
+        .emit_ack("send message", json!({"username": to, "message": text}))
+        .await
+        .expect("send ack");
+    assert_eq!(ack["ok"], true, "send to {to}: {ack}");
+    ack["id"].as_str().expect("id is a string").to_owned()
+}
+
+#[tokio::test]
+async fn direct_message_crosses_workers_and_the_sender_gets_a_receipt() {
+    let cluster = Cluster::start(2).await;
+    let (alice, _) = cluster.w(0).login("alice").await;
+    let (mut bob, _) = cluster.w(1).login("bob").await;
+    let mut alice = alice;
+
+    let id = send(&alice, "bob", "hello across workers").await;
+    let ev = bob.wait_for("new message", WAIT, is_new_message).await.unwrap();
+    assert_eq!(ev.data()["id"], id);
+    assert_eq!(ev.data()["from"], "alice");
+    assert_eq!(ev.data()["message"], "hello across workers");
+    assert!(ev.data()["sentAt"].as_u64().unwrap() > 1_600_000_000_000);
+    assert!(ev.data().get("room").is_none());
+    let ack_id = ev.ack_id.expect("direct messages ask for an ack");
+
+    bob.ack(ack_id, json!({}));
+    let receipt = alice.wait_event("delivered", WAIT).await.unwrap();
+    assert_eq!(receipt.data(), &json!({"id": id, "to": "bob"}));
+
+    // Acked means gone from the inbox: a new login has nothing pending.
+    wait_until("inbox to empty", WAIT, || async {
+        cluster.redis.cli(&["XLEN", "chat:u:bob:inbox"]).await == "0"
+    })
+    .await;
+    let (_bob2, ack) = cluster.w(0).login("bob").await;
+    assert_eq!(ack["pending"], 0);
+}
+
+#[tokio::test]
+async fn a_direct_message_is_published_only_to_the_recipients_workers() {
+    let cluster = Cluster::start(3).await;
+    let (alice, _) = cluster.w(0).login("alice").await;
+    let (mut bob, _) = cluster.w(1).login("bob").await;
+    // The user map names only worker 1 for bob.
+    let members = cluster.redis.cli(&["SMEMBERS", "chat:u:bob:workers"]).await;
+    assert_eq!(members.lines().count(), 1, "{members}");
+    assert!(members.starts_with("1-"), "{members}");
+
+    let before: Vec<f64> = futures_metric(&cluster, "chat_messages_delivered_total").await;
+    send(&alice, "bob", "only to worker 1").await;
+    bob.wait_for("new message", WAIT, is_new_message).await.unwrap();
+    let after: Vec<f64> = futures_metric(&cluster, "chat_messages_delivered_total").await;
+    assert_eq!(after[1] - before[1], 1.0);
+    assert_eq!(after[0], before[0]);
+    assert_eq!(after[2], before[2]);
+    // And PUBSUB NUMSUB shows one channel per worker, not a broadcast channel.
+    let channels = cluster.redis.cli(&["PUBSUB", "CHANNELS", "chat:*"]).await;
+    assert_eq!(channels.lines().count(), 3, "{channels}");
+}
+
+async fn futures_metric(cluster: &Cluster, name: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    for w in &cluster.workers {
+        out.push(w.metric(name).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn offline_inbox_is_delivered_at_log_in_oldest_first() {
+    let cluster = Cluster::start(2).await;
+    let (alice, _) = cluster.w(0).login("alice").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(send(&alice, "carol", &format!("m{i}")).await);
+    }
+    let mut carol = cluster.w(1).connect().await;
+    let ack = carol
+        .emit_ack("log in", json!({"username": "carol"}))
+        .await
+        .unwrap();
+    assert_eq!(ack, json!({"ok": true, "username": "carol", "pending": 5}));
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let ev = carol.wait_for("pending", WAIT, is_new_message).await.unwrap();
+        got.push(ev.data()["id"].as_str().unwrap().to_owned());
+        assert_eq!(ev.data()["from"], "alice");
+    }
+    assert_eq!(got, ids, "pending messages arrive oldest first, same ids");
+}
+
+#[tokio::test]
+async fn unacknowledged_messages_come_again_with_the_same_ids_until_acked() {
+    let cluster = Cluster::start(2).await;
+    let (alice, _) = cluster.w(0).login("alice").await;
+    let (mut dave, _) = cluster.w(1).login("dave").await;
+    let id1 = send(&alice, "dave", "one").await;
+    let id2 = send(&alice, "dave", "two").await;
+    for id in [&id1, &id2] {
+        let ev = dave.wait_for("live", WAIT, is_new_message).await.unwrap();
+        assert_eq!(&ev.data()["id"], id);
+    }
+    drop(dave); // never acked
+
+    let (mut dave, ack) = cluster.w(0).login("dave").await;
+    assert_eq!(ack["pending"], 2);
+    let first = dave.wait_for("again", WAIT, is_new_message).await.unwrap();
+    let second = dave.wait_for("again", WAIT, is_new_message).await.unwrap();
+    assert_eq!(first.data()["id"], id1);
+    assert_eq!(second.data()["id"], id2);
+    dave.ack(first.ack_id.unwrap(), json!(null));
+    wait_until("first ack to land", WAIT, || async {
+        cluster.redis.cli(&["XLEN", "chat:u:dave:inbox"]).await == "1"
+    })
+    .await;
+    drop(dave);
+
+    let (mut dave, ack) = cluster.w(1).login("dave").await;
+    assert_eq!(ack["pending"], 1);
+    let only = dave.wait_for("again", WAIT, is_new_message).await.unwrap();
+    assert_eq!(only.data()["id"], id2);
+}
+
+#[tokio::test]
+async fn every_socket_of_a_user_on_any_worker_receives() {
+    let cluster = Cluster::start(2).await;
+    let (alice, _) = cluster.w(0).login("alice").await;
+    let (mut e1, _) = cluster.w(0).login("erin").await;
+    let (mut e2, _) = cluster.w(1).login("erin").await;
+    let (mut e3, _) = cluster.w(1).login("erin").await;
+    let id = send(&alice, "erin", "to all of you").await;
+    for c in [&mut e1, &mut e2, &mut e3] {
+        let ev = c.wait_for("fan-out", WAIT, is_new_message).await.unwrap();
+        assert_eq!(ev.data()["id"], id);
+    }
+    // One worker's sockets closing keeps the user online through the other.
+    drop(e2);
+    drop(e3);
+    let members = || async { cluster.redis.cli(&["SMEMBERS", "chat:u:erin:workers"]).await };
+    wait_until("worker 1 to leave erin's entry", WAIT, || async {
+        members().await.lines().count() == 1
+    })
+    .await;
+    let users = alice.emit_ack("list users", json!({})).await.unwrap();
+    assert!(users["users"].as_array().unwrap().contains(&json!("erin")));
+}
+
+#[tokio::test]
+async fn rooms_span_workers_with_history_and_leave() {
+    let cluster = Cluster::start(2).await;
+    let (mut a, _) = cluster.w(0).login("alice").await;
+    let (mut b, _) = cluster.w(1).login("bob").await;
+
+    let ack = a.emit_ack("join room", json!({"room": "lobby"})).await.unwrap();
+    assert_eq!(ack, json!({"ok": true, "history": []}));
+    let ack = b.emit_ack("join room", json!({"room": "lobby"})).await.unwrap();
+    assert_eq!(ack["ok"], true);
+
+    let sent = a
+        .emit_ack("room message", json!({"room": "lobby", "message": "hi room"}))
+        .await
+        .unwrap();
+    assert_eq!(sent["ok"], true);
+    let ev = b.wait_for("room message", WAIT, is_new_message).await.unwrap();
+    assert_eq!(ev.data()["room"], "lobby");
+    assert_eq!(ev.data()["from"], "alice");
+    assert_eq!(ev.data()["id"], sent["id"]);
+    assert!(ev.ack_id.is_none(), "room messages need no ack");
+    // The sending socket does not get its own message back.
+    assert!(a.collect_events("new message", Duration::from_millis(300)).await.is_empty());
+
+    // History: a later joiner sees the last 50, oldest first.
+    for i in 0..55 {
+        let r = a
+            .emit_ack("room message", json!({"room": "lobby", "message": format!("h{i}")}))
+            .await
+            .unwrap();
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    let (c, _) = cluster.w(1).login("carl").await;
+    let ack = c.emit_ack("join room", json!({"room": "lobby"})).await.unwrap();
+    let history = ack["history"].as_array().unwrap();
+    assert_eq!(history.len(), 50);
+    assert_eq!(history[0]["message"], "h5");
+    assert_eq!(history[49]["message"], "h54");
+    assert_eq!(history[49]["room"], "lobby");
+
+    // After leaving, b gets nothing more; sending to a room not joined is a bad request.
+    let _ = b.collect_events("new message", Duration::from_millis(300)).await;
+    let ack = b.emit_ack("leave room", json!({"room": "lobby"})).await.unwrap();
+    assert_eq!(ack, json!({"ok": true}));
+    a.emit_ack("room message", json!({"room": "lobby", "message": "after leave"}))
+        .await
+        .unwrap();
+    let late = b.collect_events("new message", Duration::from_millis(500)).await;
+    assert!(late.is_empty(), "{late:?}");
+    let ack = b
+        .emit_ack("room message", json!({"room": "lobby", "message": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(ack["error"]["code"], "bad_request");
+}
+
+#[tokio::test]
+async fn list_users_is_sorted_and_follows_disconnects() {
+    let cluster = Cluster::start(2).await;
+    let (z, _) = cluster.w(0).login("zed").await;
+    let (_a, _) = cluster.w(1).login("amy").await;
+    let (m, _) = cluster.w(1).login("mo").await;
+    let ack = z.emit_ack("list users", json!({})).await.unwrap();
+    assert_eq!(ack, json!({"ok": true, "users": ["amy", "mo", "zed"]}));
+    drop(m);
+    wait_until("mo to go offline", WAIT, || async {
+        let ack = z.emit_ack("list users", json!({})).await.unwrap();
+        ack["users"] == json!(["amy", "zed"])
+    })
+    .await;
+}
+
+async fn error_code(c: &Client, event: &str, data: Value) -> String {
+    let ack = c.emit_ack(event, data).await.expect("ack");
+    assert_eq!(ack["ok"], false, "{event}: {ack}");
+    assert!(ack["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    ack["error"]["code"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn each_error_code_is_answered() {
+    let cluster = Cluster::start_with(1, &["--max-message-bytes", "10"]).await;
+    let c = cluster.w(0).connect().await;
+    assert_eq!(error_code(&c, "send message", json!({"username":"b","message":"m"})).await, "not_logged_in");
+    assert_eq!(error_code(&c, "join room", json!({"room":"r"})).await, "not_logged_in");
+    assert_eq!(error_code(&c, "list users", json!({})).await, "not_logged_in");
+    assert_eq!(error_code(&c, "log in", json!({"username":"bad name"})).await, "invalid_username");
+    assert_eq!(error_code(&c, "log in", json!({"username": "x".repeat(33)})).await, "invalid_username");
+    assert_eq!(error_code(&c, "log in", json!({"user":"a"})).await, "bad_request");
+    assert_eq!(error_code(&c, "log in", json!("alice")).await, "bad_request");
+    assert_eq!(error_code(&c, "log in", json!(null)).await, "bad_request");
+    let ack = c.emit_ack("log in", json!({"username":"alice"})).await.unwrap();
+    assert_eq!(ack["ok"], true);
+    assert_eq!(error_code(&c, "send message", json!({"username":"b","message":""})).await, "bad_request");
+    assert_eq!(error_code(&c, "send message", json!({"username":"b","message":7})).await, "bad_request");
+    assert_eq!(error_code(&c, "send message", json!({"username":"b c","message":"m"})).await, "invalid_username");
+    assert_eq!(
+        error_code(&c, "send message", json!({"username":"b","message":"12345678901"})).await,
+        "message_too_large"
+    );
+    // 10 bytes exactly is fine; bytes, not characters, are counted ("é" is 2 bytes).
+    assert_eq!(send(&c, "b", "1234567890").await.is_empty(), false);
+    assert_eq!(
+        error_code(&c, "send message", json!({"username":"b","message":"éééééé"})).await,
+        "message_too_large"
+    );
+    assert_eq!(error_code(&c, "join room", json!({"room":"no spaces"})).await, "invalid_room");
+    assert_eq!(error_code(&c, "join room", json!({"room": "r".repeat(65)})).await, "invalid_room");
+    assert_eq!(error_code(&c, "leave room", json!({"room":"a/b"})).await, "invalid_room");
+    assert_eq!(error_code(&c, "room message", json!({"room":"r"})).await, "bad_request");
+    assert_eq!(error_code(&c, "no such event", json!({})).await, "bad_request");
+}
+
+#[tokio::test]
+async fn rate_limit_answers_rate_limited() {
+    let cluster = Cluster::start_with(1, &["--messages-per-second", "3"]).await;
+    let (c, _) = cluster.w(0).login("alice").await;
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let ack = c
+            .emit_ack("send message", json!({"username":"bob","message":"m"}))
+            .await
+            .unwrap();
+        codes.push(if ack["ok"] == true {
+            "ok".to_owned()
+        } else {
+            ack["error"]["code"].as_str().unwrap().to_owned()
+        });
+    }
+    assert_eq!(&codes[..3], ["ok", "ok", "ok"]);
+    assert!(codes[3..].iter().any(|c| c == "rate_limited"), "{codes:?}");
+}
+
+#[tokio::test]
+async fn failures_without_an_ack_callback_arrive_as_chat_error() {
+    let cluster = Cluster::start(1).await;
+    let mut c = cluster.w(0).connect().await;
+    c.emit("send message", json!({"username":"b","message":"m"}));
+    let ev = c.wait_event("chat error", WAIT).await.unwrap();
+    assert_eq!(ev.data()["code"], "not_logged_in");
+    assert_eq!(ev.data()["event"], "send message");
+    assert!(ev.data()["message"].is_string());
+    c.emit("log in", json!({"username": "?"}));
+    let ev = c.wait_event("chat error", WAIT).await.unwrap();
+    assert_eq!(ev.data()["code"], "invalid_username");
+    assert_eq!(ev.data()["event"], "log in");
+    // Success without a callback is silent; the socket is now logged in.
+    c.emit("log in", json!({"username": "fine"}));
+    let ack = c.emit_ack("list users", json!({})).await.unwrap();
+    assert_eq!(ack["users"], json!(["fine"]));
+}
+
+#[tokio::test]
+async fn oversized_engine_frames_close_only_that_socket() {
+    let cluster = Cluster::start_with(1, &["--max-message-bytes", "100"]).await;
+    let (bystander, _) = cluster.w(0).login("calm").await;
+    let mut big = cluster.w(0).connect().await;
+    // Far beyond the transport's max payload: the worker must drop this socket.
+    let text = "x".repeat(200_000);
+    big.send_raw(&format!("42[\"send message\",{{\"username\":\"calm\",\"message\":\"{text}\"}}]"));
+    big.wait_closed(WAIT).await.expect("oversized frame closes the socket");
+    let ack = bystander.emit_ack("list users", json!({})).await.unwrap();
+    assert_eq!(ack["ok"], true);
+    assert_eq!(cluster.w(0).health().await, 200);
+}
+
+#[tokio::test]
+async fn http_face_serves_page_health_and_metrics() {
+    let cluster = Cluster::start(1).await;
+    let w = cluster.w(0);
+    let (status, page) = w.get("/").await;
+    assert_eq!(status, 200);
+    for needle in [
+        "Username", "Log in", ">To<", "Message", ">Send<", "Room", ">Join<", "Send to room",
+        "role=\"log\"",
+    ] {
+        assert!(page.contains(needle), "page lacks {needle}");
+    }
+    assert!(!page.contains("http://") && !page.contains("https://"), "no external links");
+    assert_eq!(w.health().await, 200);
+    let (_c, _) = w.login("m").await;
+    for name in [
+        "chat_connections",
+        "chat_users",
+        "chat_messages_received_total",
+        "chat_messages_delivered_total",
+        "chat_redis_up",
+    ] {
+        let v = w.metric(name).await;
+        assert!(v >= 0.0);
+    }
+    assert_eq!(w.metric("chat_connections").await, 1.0);
+    assert_eq!(w.metric("chat_users").await, 1.0);
+    assert_eq!(w.metric("chat_redis_up").await, 1.0);
+    assert_eq!(w.get("/nope").await.0, 404);
+}
