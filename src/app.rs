@@ -12,10 +12,10 @@ use crate::registry::Registry;
 use crate::store::{now_ms, Delivery, Store};
 use redis::aio::ConnectionManager;
 use serde_json::{json, Value};
+use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::{DisconnectReason, Socket};
-use socketioxide::adapter::LocalAdapter;
 use socketioxide::AckError;
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -58,7 +58,8 @@ impl App {
 
     /// Both Redis links work: commands answer and deliveries arrive.
     pub fn redis_up(&self) -> bool {
-        self.redis_commands_up.load(Ordering::Relaxed) && self.redis_subscribed.load(Ordering::Relaxed)
+        self.redis_commands_up.load(Ordering::Relaxed)
+            && self.redis_subscribed.load(Ordering::Relaxed)
     }
 
     pub fn healthy(&self) -> bool {
@@ -140,7 +141,11 @@ impl App {
     /// Re-registers every live user and room of this worker, dropping stale entries first.
     pub async fn resync(&self) -> Result<(), crate::store::StoreError> {
         let (users, rooms) = self.registry.snapshot();
-        tracing::info!(users = users.len(), rooms = rooms.len(), "re-registering live users in redis");
+        tracing::info!(
+            users = users.len(),
+            rooms = rooms.len(),
+            "re-registering live users in redis"
+        );
         // Chunks keep each script short so Redis never blocks for long.
         const CHUNK: usize = 1000;
         let mut first = true;

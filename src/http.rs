@@ -4,10 +4,10 @@
 use crate::app::App;
 use crate::metrics::Gauges;
 use bytes::Bytes;
+use engineioxide::service::NotFoundService;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use engineioxide::service::NotFoundService;
 use socketioxide::service::SocketIoService;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -20,10 +20,14 @@ pub const INDEX_HTML: &str = include_str!("../web/index.html");
 fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let mut res = Response::new(Full::new(body.into()).boxed_unsync());
     *res.status_mut() = status;
-    res.headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
-    res.headers_mut()
-        .insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    res.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
     res
 }
 
@@ -46,7 +50,11 @@ pub async fn handle(
     if path.starts_with("/socket.io/") {
         if is_new_session(&req) {
             if app.draining.load(Ordering::Relaxed) {
-                return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n"));
+                return Ok(text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "draining\n",
+                ));
             }
             if app.registry.connections() >= app.limits.max_connections_per_worker {
                 return Ok(text(

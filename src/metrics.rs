@@ -42,10 +42,23 @@ impl Metrics {
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::with_capacity(1024);
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         };
-        metric("chat_connections", "gauge", "Open Socket.IO connections.", g.connections as u64);
-        metric("chat_users", "gauge", "Distinct logged-in users on this worker.", g.users as u64);
+        metric(
+            "chat_connections",
+            "gauge",
+            "Open Socket.IO connections.",
+            g.connections as u64,
+        );
+        metric(
+            "chat_users",
+            "gauge",
+            "Distinct logged-in users on this worker.",
+            g.users as u64,
+        );
         metric(
             "chat_messages_received_total",
             "counter",
@@ -58,8 +71,18 @@ impl Metrics {
             "Messages written to client sockets.",
             self.delivered.load(Ordering::Relaxed),
         );
-        metric("chat_redis_up", "gauge", "1 while both Redis links work.", g.redis_up as u64);
-        metric("chat_draining", "gauge", "1 while the worker drains.", g.draining as u64);
+        metric(
+            "chat_redis_up",
+            "gauge",
+            "1 while both Redis links work.",
+            g.redis_up as u64,
+        );
+        metric(
+            "chat_draining",
+            "gauge",
+            "1 while the worker drains.",
+            g.draining as u64,
+        );
         metric(
             "chat_connections_total",
             "counter",

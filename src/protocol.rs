@@ -169,10 +169,7 @@ pub fn validate_text(text: &str, max_bytes: usize) -> Result<(), ChatError> {
     if text.len() > max_bytes {
         return Err(ChatError::new(
             ErrorCode::MessageTooLarge,
-            format!(
-                "message is {} bytes; the limit is {max_bytes}",
-                text.len()
-            ),
+            format!("message is {} bytes; the limit is {max_bytes}", text.len()),
         ));
     }
     Ok(())
@@ -215,7 +212,10 @@ mod tests {
             ErrorCode::InvalidRoom
         );
         assert_eq!(validate_room("").unwrap_err().code, ErrorCode::InvalidRoom);
-        assert_eq!(validate_room("a b").unwrap_err().code, ErrorCode::InvalidRoom);
+        assert_eq!(
+            validate_room("a b").unwrap_err().code,
+            ErrorCode::InvalidRoom
+        );
     }
 
     #[test]
@@ -225,7 +225,10 @@ mod tests {
             validate_text("é", 1).unwrap_err().code,
             ErrorCode::MessageTooLarge
         );
-        assert_eq!(validate_text("", 10).unwrap_err().code, ErrorCode::BadRequest);
+        assert_eq!(
+            validate_text("", 10).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
     }
 
     #[test]

@@ -265,9 +265,7 @@ impl Registry {
         let Some(s) = inner.sockets.remove(&sid) else {
             return Departure::default();
         };
-        let last_of_user = s
-            .user
-            .filter(|u| remove_sid(&mut inner.users, u, sid));
+        let last_of_user = s.user.filter(|u| remove_sid(&mut inner.users, u, sid));
         let emptied_rooms = s
             .rooms
             .into_iter()

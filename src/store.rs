@@ -84,9 +84,10 @@ end
 /// when this worker was not registered, i.e. Redis lost our state (restarted empty) or
 /// another worker reaped us after a stall; the caller then re-registers its live sockets.
 static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&[
-        REAP_FN,
-        r#"
+    Script::new(
+        &[
+            REAP_FN,
+            r#"
 local p, me = ARGV[1], ARGV[2]
 local fresh = redis.call('SADD', p .. 'workers', me)
 redis.call('SET', p .. 'w:' .. me .. ':alive', '1', 'PX', ARGV[3])
@@ -99,16 +100,18 @@ for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do
 end
 return {fresh, reaped}
 "#,
-    ]
-    .concat())
+        ]
+        .concat(),
+    )
 });
 
 /// ARGV: prefix, me, ttl_ms, reset (1/0), n_users, users…, rooms…. With reset, first drops
 /// everything registered for this worker; then registers the given users and rooms.
 static RESYNC: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&[
-        REAP_FN,
-        r#"
+    Script::new(
+        &[
+            REAP_FN,
+            r#"
 local p, me = ARGV[1], ARGV[2]
 if ARGV[4] == '1' then reap(p, me) end
 redis.call('SADD', p .. 'workers', me)
@@ -127,8 +130,9 @@ for i = 6 + n, #ARGV do
 end
 return n
 "#,
-    ]
-    .concat())
+        ]
+        .concat(),
+    )
 });
 
 /// ARGV: prefix, me. Drops this worker and all its memberships (drain).
@@ -365,7 +369,13 @@ pub fn now_ms() -> u64 {
 }
 
 impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
-    pub fn new(con: C, prefix: &str, instance: &str, timeout: Duration, inbox: InboxBounds) -> Self {
+    pub fn new(
+        con: C,
+        prefix: &str,
+        instance: &str,
+        timeout: Duration,
+        inbox: InboxBounds,
+    ) -> Self {
         Self {
             con,
             prefix: prefix.into(),
@@ -399,7 +409,10 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
     }
 
     fn min_id(&self, now: u64) -> String {
-        format!("{}-0", now.saturating_sub(self.inbox.ttl.as_millis() as u64))
+        format!(
+            "{}-0",
+            now.saturating_sub(self.inbox.ttl.as_millis() as u64)
+        )
     }
 
     /// Refreshes liveness and reaps dead workers; `Ok(true)` when our registration had been
@@ -690,7 +703,10 @@ mod tests {
     #[tokio::test]
     async fn send_runs_one_script_on_the_inbox_and_the_user_map() {
         let rec = Recorder::default().reply(bulk("5-0"));
-        let id = store(&rec).send("alice", "bob", "hi", 1_000_000).await.unwrap();
+        let id = store(&rec)
+            .send("alice", "bob", "hi", 1_000_000)
+            .await
+            .unwrap();
         assert_eq!(id, "5-0");
         let sent = rec.sent();
         assert_eq!(sent.len(), 1, "one round trip");
@@ -719,7 +735,8 @@ mod tests {
                 ]),
             ])
         };
-        let rec = Recorder::default().reply(Value::Array(vec![entry("1-0", "a"), entry("2-0", "b")]));
+        let rec =
+            Recorder::default().reply(Value::Array(vec![entry("1-0", "a"), entry("2-0", "b")]));
         let pending = store(&rec).login("bob").await.unwrap();
         assert_eq!(pending.len(), 2);
         assert_eq!(pending[0].id, "1-0");

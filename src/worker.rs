@@ -196,7 +196,10 @@ pub async fn run(
             tracing::warn!("could not leave the user map ({e}); it expires in {LIVENESS_TTL:?}");
         }
     };
-    if tokio::time::timeout(config.drain_timeout, drain).await.is_err() {
+    if tokio::time::timeout(config.drain_timeout, drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("drain timed out after {:?}", config.drain_timeout);
     }
     let _ = stop_tx.send(true);

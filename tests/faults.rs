@@ -19,22 +19,29 @@ async fn messages_of_a_sigkilled_workers_user_arrive_at_the_next_log_in_elsewher
     let mut ids = Vec::new();
     for i in 0..3 {
         let ack = alice
-            .emit_ack("send message", json!({"username":"bob","message":format!("m{i}")}))
+            .emit_ack(
+                "send message",
+                json!({"username":"bob","message":format!("m{i}")}),
+            )
             .await
             .unwrap();
         ids.push(ack["id"].as_str().unwrap().to_owned());
     }
     for _ in 0..3 {
         // Received, never acknowledged.
-        bob.wait_for("live delivery", WAIT, is_new_message).await.unwrap();
+        bob.wait_for("live delivery", WAIT, is_new_message)
+            .await
+            .unwrap();
     }
     cluster.workers[1].sigkill();
     assert_eq!(cluster.workers[1].wait_exit(WAIT).await, None);
 
     // The dead worker's entry leaves the user map by itself (liveness expiry + reaper).
-    wait_until("dead worker reaped from the user map", Duration::from_secs(15), || async {
-        cluster.redis.cli(&["SCARD", "chat:u:bob:workers"]).await == "0"
-    })
+    wait_until(
+        "dead worker reaped from the user map",
+        Duration::from_secs(15),
+        || async { cluster.redis.cli(&["SCARD", "chat:u:bob:workers"]).await == "0" },
+    )
     .await;
     let users = alice.emit_ack("list users", json!({})).await.unwrap();
     assert_eq!(users["users"], json!(["alice"]));
@@ -43,7 +50,10 @@ async fn messages_of_a_sigkilled_workers_user_arrive_at_the_next_log_in_elsewher
     assert_eq!(ack["pending"], 3);
     let mut got = Vec::new();
     for _ in 0..3 {
-        let ev = bob.wait_for("redelivery", WAIT, is_new_message).await.unwrap();
+        let ev = bob
+            .wait_for("redelivery", WAIT, is_new_message)
+            .await
+            .unwrap();
         got.push(ev.data()["id"].as_str().unwrap().to_owned());
     }
     assert_eq!(got, ids);
@@ -54,9 +64,15 @@ async fn redis_outage_answers_unavailable_then_heals_by_itself_even_when_empty()
     let mut cluster = Cluster::start(2).await;
     let (alice, _) = cluster.w(0).login("alice").await;
     let (mut bob, _) = cluster.w(1).login("bob").await;
-    let a = alice.emit_ack("join room", json!({"room":"ops"})).await.unwrap();
+    let a = alice
+        .emit_ack("join room", json!({"room":"ops"}))
+        .await
+        .unwrap();
     assert_eq!(a["ok"], true);
-    let b = bob.emit_ack("join room", json!({"room":"ops"})).await.unwrap();
+    let b = bob
+        .emit_ack("join room", json!({"room":"ops"}))
+        .await
+        .unwrap();
     assert_eq!(b["ok"], true);
 
     cluster.redis.kill().await;
@@ -92,14 +108,20 @@ async fn redis_outage_answers_unavailable_then_heals_by_itself_even_when_empty()
         .await
         .unwrap();
     assert_eq!(ack["ok"], true, "{ack}");
-    let ev = bob.wait_for("direct after heal", WAIT, is_new_message).await.unwrap();
+    let ev = bob
+        .wait_for("direct after heal", WAIT, is_new_message)
+        .await
+        .unwrap();
     assert_eq!(ev.data()["message"], "after");
     let ack = alice
         .emit_ack("room message", json!({"room":"ops","message":"room after"}))
         .await
         .unwrap();
     assert_eq!(ack["ok"], true, "{ack}");
-    let ev = bob.wait_for("room after heal", WAIT, is_new_message).await.unwrap();
+    let ev = bob
+        .wait_for("room after heal", WAIT, is_new_message)
+        .await
+        .unwrap();
     assert_eq!(ev.data()["message"], "room after");
 }
 
@@ -112,15 +134,31 @@ async fn messages_published_while_the_subscriber_was_down_are_redelivered() {
     let id = cluster
         .redis
         .cli(&[
-            "XADD", "chat:u:bob:inbox", "*", "from", "alice", "message", "missed", "sentAt", "1",
+            "XADD",
+            "chat:u:bob:inbox",
+            "*",
+            "from",
+            "alice",
+            "message",
+            "missed",
+            "sentAt",
+            "1",
         ])
         .await;
-    let nothing = bob.collect_events("new message", Duration::from_millis(300)).await;
+    let nothing = bob
+        .collect_events("new message", Duration::from_millis(300))
+        .await;
     assert!(nothing.is_empty(), "{nothing:?}");
     // Cut the workers' subscriptions; on resubscribing they resend their users' inboxes.
-    let killed = cluster.redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    let killed = cluster
+        .redis
+        .cli(&["CLIENT", "KILL", "TYPE", "pubsub"])
+        .await;
     assert!(killed.parse::<u32>().unwrap_or(0) >= 2, "{killed}");
-    let ev = bob.wait_for("redelivery after resubscribe", WAIT, is_new_message).await.unwrap();
+    let ev = bob
+        .wait_for("redelivery after resubscribe", WAIT, is_new_message)
+        .await
+        .unwrap();
     assert_eq!(ev.data()["id"], id.as_str());
     assert_eq!(ev.data()["message"], "missed");
 }
@@ -136,7 +174,10 @@ async fn sigterm_drains_clients_leave_the_user_map_and_the_worker_exits() {
     assert_eq!(reason, "transport close");
     let code = cluster.workers[1].wait_exit(Duration::from_secs(12)).await;
     assert_eq!(code, Some(0));
-    assert_eq!(cluster.redis.cli(&["SCARD", "chat:u:bob:workers"]).await, "0");
+    assert_eq!(
+        cluster.redis.cli(&["SCARD", "chat:u:bob:workers"]).await,
+        "0"
+    );
     let users = alice.emit_ack("list users", json!({})).await.unwrap();
     assert_eq!(users["users"], json!(["alice"]));
     let log = cluster.workers[1].log_text();

@@ -27,7 +27,10 @@ async fn direct_message_crosses_workers_and_the_sender_gets_a_receipt() {
     let mut alice = alice;
 
     let id = send(&alice, "bob", "hello across workers").await;
-    let ev = bob.wait_for("new message", WAIT, is_new_message).await.unwrap();
+    let ev = bob
+        .wait_for("new message", WAIT, is_new_message)
+        .await
+        .unwrap();
     assert_eq!(ev.data()["id"], id);
     assert_eq!(ev.data()["from"], "alice");
     assert_eq!(ev.data()["message"], "hello across workers");
@@ -60,7 +63,9 @@ async fn a_direct_message_is_published_only_to_the_recipients_workers() {
 
     let before: Vec<f64> = futures_metric(&cluster, "chat_messages_delivered_total").await;
     send(&alice, "bob", "only to worker 1").await;
-    bob.wait_for("new message", WAIT, is_new_message).await.unwrap();
+    bob.wait_for("new message", WAIT, is_new_message)
+        .await
+        .unwrap();
     let after: Vec<f64> = futures_metric(&cluster, "chat_messages_delivered_total").await;
     assert_eq!(after[1] - before[1], 1.0);
     assert_eq!(after[0], before[0]);
@@ -94,7 +99,10 @@ async fn offline_inbox_is_delivered_at_log_in_oldest_first() {
     assert_eq!(ack, json!({"ok": true, "username": "carol", "pending": 5}));
     let mut got = Vec::new();
     for _ in 0..5 {
-        let ev = carol.wait_for("pending", WAIT, is_new_message).await.unwrap();
+        let ev = carol
+            .wait_for("pending", WAIT, is_new_message)
+            .await
+            .unwrap();
         got.push(ev.data()["id"].as_str().unwrap().to_owned());
         assert_eq!(ev.data()["from"], "alice");
     }
@@ -148,7 +156,12 @@ async fn every_socket_of_a_user_on_any_worker_receives() {
     // One worker's sockets closing keeps the user online through the other.
     drop(e2);
     drop(e3);
-    let members = || async { cluster.redis.cli(&["SMEMBERS", "chat:u:erin:workers"]).await };
+    let members = || async {
+        cluster
+            .redis
+            .cli(&["SMEMBERS", "chat:u:erin:workers"])
+            .await
+    };
     wait_until("worker 1 to leave erin's entry", WAIT, || async {
         members().await.lines().count() == 1
     })
@@ -163,34 +176,55 @@ async fn rooms_span_workers_with_history_and_leave() {
     let (mut a, _) = cluster.w(0).login("alice").await;
     let (mut b, _) = cluster.w(1).login("bob").await;
 
-    let ack = a.emit_ack("join room", json!({"room": "lobby"})).await.unwrap();
+    let ack = a
+        .emit_ack("join room", json!({"room": "lobby"}))
+        .await
+        .unwrap();
     assert_eq!(ack, json!({"ok": true, "history": []}));
-    let ack = b.emit_ack("join room", json!({"room": "lobby"})).await.unwrap();
+    let ack = b
+        .emit_ack("join room", json!({"room": "lobby"}))
+        .await
+        .unwrap();
     assert_eq!(ack["ok"], true);
 
     let sent = a
-        .emit_ack("room message", json!({"room": "lobby", "message": "hi room"}))
+        .emit_ack(
+            "room message",
+            json!({"room": "lobby", "message": "hi room"}),
+        )
         .await
         .unwrap();
     assert_eq!(sent["ok"], true);
-    let ev = b.wait_for("room message", WAIT, is_new_message).await.unwrap();
+    let ev = b
+        .wait_for("room message", WAIT, is_new_message)
+        .await
+        .unwrap();
     assert_eq!(ev.data()["room"], "lobby");
     assert_eq!(ev.data()["from"], "alice");
     assert_eq!(ev.data()["id"], sent["id"]);
     assert!(ev.ack_id.is_none(), "room messages need no ack");
     // The sending socket does not get its own message back.
-    assert!(a.collect_events("new message", Duration::from_millis(300)).await.is_empty());
+    assert!(a
+        .collect_events("new message", Duration::from_millis(300))
+        .await
+        .is_empty());
 
     // History: a later joiner sees the last 50, oldest first.
     for i in 0..55 {
         let r = a
-            .emit_ack("room message", json!({"room": "lobby", "message": format!("h{i}")}))
+            .emit_ack(
+                "room message",
+                json!({"room": "lobby", "message": format!("h{i}")}),
+            )
             .await
             .unwrap();
         assert_eq!(r["ok"], true, "{r}");
     }
     let (c, _) = cluster.w(1).login("carl").await;
-    let ack = c.emit_ack("join room", json!({"room": "lobby"})).await.unwrap();
+    let ack = c
+        .emit_ack("join room", json!({"room": "lobby"}))
+        .await
+        .unwrap();
     let history = ack["history"].as_array().unwrap();
     assert_eq!(history.len(), 50);
     assert_eq!(history[0]["message"], "h5");
@@ -198,13 +232,23 @@ async fn rooms_span_workers_with_history_and_leave() {
     assert_eq!(history[49]["room"], "lobby");
 
     // After leaving, b gets nothing more; sending to a room not joined is a bad request.
-    let _ = b.collect_events("new message", Duration::from_millis(300)).await;
-    let ack = b.emit_ack("leave room", json!({"room": "lobby"})).await.unwrap();
-    assert_eq!(ack, json!({"ok": true}));
-    a.emit_ack("room message", json!({"room": "lobby", "message": "after leave"}))
+    let _ = b
+        .collect_events("new message", Duration::from_millis(300))
+        .await;
+    let ack = b
+        .emit_ack("leave room", json!({"room": "lobby"}))
         .await
         .unwrap();
-    let late = b.collect_events("new message", Duration::from_millis(500)).await;
+    assert_eq!(ack, json!({"ok": true}));
+    a.emit_ack(
+        "room message",
+        json!({"room": "lobby", "message": "after leave"}),
+    )
+    .await
+    .unwrap();
+    let late = b
+        .collect_events("new message", Duration::from_millis(500))
+        .await;
     assert!(late.is_empty(), "{late:?}");
     let ack = b
         .emit_ack("room message", json!({"room": "lobby", "message": "x"}))
@@ -232,7 +276,9 @@ async fn list_users_is_sorted_and_follows_disconnects() {
 async fn error_code(c: &Client, event: &str, data: Value) -> String {
     let ack = c.emit_ack(event, data).await.expect("ack");
     assert_eq!(ack["ok"], false, "{event}: {ack}");
-    assert!(ack["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(ack["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
     ack["error"]["code"].as_str().unwrap().to_owned()
 }
 
@@ -240,34 +286,92 @@ async fn error_code(c: &Client, event: &str, data: Value) -> String {
 async fn each_error_code_is_answered() {
     let cluster = Cluster::start_with(1, &["--max-message-bytes", "10"]).await;
     let c = cluster.w(0).connect().await;
-    assert_eq!(error_code(&c, "send message", json!({"username":"b","message":"m"})).await, "not_logged_in");
-    assert_eq!(error_code(&c, "join room", json!({"room":"r"})).await, "not_logged_in");
-    assert_eq!(error_code(&c, "list users", json!({})).await, "not_logged_in");
-    assert_eq!(error_code(&c, "log in", json!({"username":"bad name"})).await, "invalid_username");
-    assert_eq!(error_code(&c, "log in", json!({"username": "x".repeat(33)})).await, "invalid_username");
-    assert_eq!(error_code(&c, "log in", json!({"user":"a"})).await, "bad_request");
-    assert_eq!(error_code(&c, "log in", json!("alice")).await, "bad_request");
-    assert_eq!(error_code(&c, "log in", json!(null)).await, "bad_request");
-    let ack = c.emit_ack("log in", json!({"username":"alice"})).await.unwrap();
-    assert_eq!(ack["ok"], true);
-    assert_eq!(error_code(&c, "send message", json!({"username":"b","message":""})).await, "bad_request");
-    assert_eq!(error_code(&c, "send message", json!({"username":"b","message":7})).await, "bad_request");
-    assert_eq!(error_code(&c, "send message", json!({"username":"b c","message":"m"})).await, "invalid_username");
     assert_eq!(
-        error_code(&c, "send message", json!({"username":"b","message":"12345678901"})).await,
+        error_code(&c, "send message", json!({"username":"b","message":"m"})).await,
+        "not_logged_in"
+    );
+    assert_eq!(
+        error_code(&c, "join room", json!({"room":"r"})).await,
+        "not_logged_in"
+    );
+    assert_eq!(
+        error_code(&c, "list users", json!({})).await,
+        "not_logged_in"
+    );
+    assert_eq!(
+        error_code(&c, "log in", json!({"username":"bad name"})).await,
+        "invalid_username"
+    );
+    assert_eq!(
+        error_code(&c, "log in", json!({"username": "x".repeat(33)})).await,
+        "invalid_username"
+    );
+    assert_eq!(
+        error_code(&c, "log in", json!({"user":"a"})).await,
+        "bad_request"
+    );
+    assert_eq!(
+        error_code(&c, "log in", json!("alice")).await,
+        "bad_request"
+    );
+    assert_eq!(error_code(&c, "log in", json!(null)).await, "bad_request");
+    let ack = c
+        .emit_ack("log in", json!({"username":"alice"}))
+        .await
+        .unwrap();
+    assert_eq!(ack["ok"], true);
+    assert_eq!(
+        error_code(&c, "send message", json!({"username":"b","message":""})).await,
+        "bad_request"
+    );
+    assert_eq!(
+        error_code(&c, "send message", json!({"username":"b","message":7})).await,
+        "bad_request"
+    );
+    assert_eq!(
+        error_code(&c, "send message", json!({"username":"b c","message":"m"})).await,
+        "invalid_username"
+    );
+    assert_eq!(
+        error_code(
+            &c,
+            "send message",
+            json!({"username":"b","message":"12345678901"})
+        )
+        .await,
         "message_too_large"
     );
     // 10 bytes exactly is fine; bytes, not characters, are counted ("é" is 2 bytes).
-    assert_eq!(send(&c, "b", "1234567890").await.is_empty(), false);
+    assert!(!send(&c, "b", "1234567890").await.is_empty());
     assert_eq!(
-        error_code(&c, "send message", json!({"username":"b","message":"éééééé"})).await,
+        error_code(
+            &c,
+            "send message",
+            json!({"username":"b","message":"éééééé"})
+        )
+        .await,
         "message_too_large"
     );
-    assert_eq!(error_code(&c, "join room", json!({"room":"no spaces"})).await, "invalid_room");
-    assert_eq!(error_code(&c, "join room", json!({"room": "r".repeat(65)})).await, "invalid_room");
-    assert_eq!(error_code(&c, "leave room", json!({"room":"a/b"})).await, "invalid_room");
-    assert_eq!(error_code(&c, "room message", json!({"room":"r"})).await, "bad_request");
-    assert_eq!(error_code(&c, "no such event", json!({})).await, "bad_request");
+    assert_eq!(
+        error_code(&c, "join room", json!({"room":"no spaces"})).await,
+        "invalid_room"
+    );
+    assert_eq!(
+        error_code(&c, "join room", json!({"room": "r".repeat(65)})).await,
+        "invalid_room"
+    );
+    assert_eq!(
+        error_code(&c, "leave room", json!({"room":"a/b"})).await,
+        "invalid_room"
+    );
+    assert_eq!(
+        error_code(&c, "room message", json!({"room":"r"})).await,
+        "bad_request"
+    );
+    assert_eq!(
+        error_code(&c, "no such event", json!({})).await,
+        "bad_request"
+    );
 }
 
 #[tokio::test]
@@ -316,8 +420,12 @@ async fn oversized_engine_frames_close_only_that_socket() {
     let mut big = cluster.w(0).connect().await;
     // Far beyond the transport's max payload: the worker must drop this socket.
     let text = "x".repeat(200_000);
-    big.send_raw(&format!("42[\"send message\",{{\"username\":\"calm\",\"message\":\"{text}\"}}]"));
-    big.wait_closed(WAIT).await.expect("oversized frame closes the socket");
+    big.send_raw(&format!(
+        "42[\"send message\",{{\"username\":\"calm\",\"message\":\"{text}\"}}]"
+    ));
+    big.wait_closed(WAIT)
+        .await
+        .expect("oversized frame closes the socket");
     let ack = bystander.emit_ack("list users", json!({})).await.unwrap();
     assert_eq!(ack["ok"], true);
     assert_eq!(cluster.w(0).health().await, 200);
@@ -330,12 +438,22 @@ async fn http_face_serves_page_health_and_metrics() {
     let (status, page) = w.get("/").await;
     assert_eq!(status, 200);
     for needle in [
-        "Username", "Log in", ">To<", "Message", ">Send<", "Room", ">Join<", "Send to room",
+        "Username",
+        "Log in",
+        ">To<",
+        "Message",
+        ">Send<",
+        "Room",
+        ">Join<",
+        "Send to room",
         "role=\"log\"",
     ] {
         assert!(page.contains(needle), "page lacks {needle}");
     }
-    assert!(!page.contains("http://") && !page.contains("https://"), "no external links");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no external links"
+    );
     assert_eq!(w.health().await, 200);
     let (_c, _) = w.login("m").await;
     for name in [

@@ -108,7 +108,9 @@ fn parse_packet(text: &str) -> Result<Packet, Error> {
     let bad = || Error::Protocol(format!("unparsable packet {text:?}"));
     let mut chars = text.chars();
     match chars.next() {
-        Some('0') => Ok(Packet::Open(serde_json::from_str(&text[1..]).map_err(|_| bad())?)),
+        Some('0') => Ok(Packet::Open(
+            serde_json::from_str(&text[1..]).map_err(|_| bad())?,
+        )),
         Some('1') => Ok(Packet::Close),
         Some('2') => Ok(Packet::Ping),
         Some('4') => {

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up, format and lint gates, then every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets
