@@ -45,3 +45,208 @@ impl Limits {
         (self.max_message_bytes as u64) * 6 + 4096
     }
 }
+
+/// `--workers auto|N` and `[cluster] workers = "auto" | N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkerCount {
+    /// One worker per CPU core.
+    #[default]
+    Auto,
+    Count(u32),
+}
+
+impl WorkerCount {
+    /// The concrete count, given the number of cores.
+    pub fn resolve(self, cores: usize) -> u32 {
+        match self {
+            WorkerCount::Auto => cores.max(1) as u32,
+            WorkerCount::Count(n) => n,
+        }
+    }
+}
+
+impl std::str::FromStr for WorkerCount {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(WorkerCount::Auto);
+        }
+        match s.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(WorkerCount::Count(n)),
+            _ => Err(format!(
+                "workers must be `auto` or a whole number of at least 1, not {s:?}"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkerCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u32),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(0) => Err(serde::de::Error::custom("workers must be at least 1")),
+            Raw::N(n) => Ok(WorkerCount::Count(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for WorkerCount {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            WorkerCount::Auto => s.serialize_str("auto"),
+            WorkerCount::Count(n) => s.serialize_u32(*n),
+        }
+    }
+}
+
+/// `chat.toml` as written: every field optional, so "flags override file, file overrides
+/// defaults" is a plain field-by-field merge. Unknown keys are errors that name the key.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub cluster: ClusterSection,
+    #[serde(default)]
+    pub redis: RedisSection,
+    #[serde(default)]
+    pub haproxy: HaproxySection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub auth: AuthSection,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    pub workers: Option<WorkerCount>,
+    pub port: Option<u16>,
+    pub base_port: Option<u16>,
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Seconds.
+    pub drain_timeout: Option<u64>,
+    pub advertise: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSection {
+    /// `embedded` or a URL.
+    pub url: Option<String>,
+    pub min_replicas_acked: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaproxySection {
+    pub enabled: Option<bool>,
+    pub binary: Option<std::path::PathBuf>,
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub http_redirect_port: Option<u16>,
+    /// Seconds each.
+    pub timeout_connect: Option<u64>,
+    pub timeout_client: Option<u64>,
+    pub timeout_server: Option<u64>,
+    pub timeout_tunnel: Option<u64>,
+    pub timeout_client_fin: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_message_bytes: Option<usize>,
+    pub max_connections_per_worker: Option<usize>,
+    pub messages_per_second: Option<u32>,
+    pub inbox_max: Option<usize>,
+    /// Seconds.
+    pub inbox_ttl: Option<u64>,
+}
+
+impl LimitsSection {
+    pub fn apply(&self, base: Limits) -> Limits {
+        Limits {
+            max_message_bytes: self.max_message_bytes.unwrap_or(base.max_message_bytes),
+            max_connections_per_worker: self
+                .max_connections_per_worker
+                .unwrap_or(base.max_connections_per_worker),
+            messages_per_second: self.messages_per_second.unwrap_or(base.messages_per_second),
+            inbox_max: self.inbox_max.unwrap_or(base.inbox_max),
+            inbox_ttl: self.inbox_ttl.unwrap_or(base.inbox_ttl),
+        }
+    }
+}
+
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for AuthSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSection")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl FileConfig {
+    /// Parses `chat.toml` text; errors name the offending key (toml's own messages do).
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_file() {
+        let c = FileConfig::parse(
+            r#"
+            [cluster]
+            workers = "auto"
+            port = 9000
+            [redis]
+            url = "redis://127.0.0.1:6379"
+            [limits]
+            inbox_max = 5
+            [auth]
+            secret = "s"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.cluster.workers, Some(WorkerCount::Auto));
+        assert_eq!(c.cluster.port, Some(9000));
+        assert_eq!(c.limits.apply(Limits::default()).inbox_max, 5);
+        assert!(
+            !format!("{:?}", c.auth).contains("\"s\""),
+            "secret redacted"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = FileConfig::parse("[cluster]\nworkerz = 3\n").unwrap_err();
+        assert!(e.contains("workerz"), "{e}");
+        let e = FileConfig::parse("[clusterr]\n").unwrap_err();
+        assert!(e.contains("clusterr"), "{e}");
+    }
+
+    #[test]
+    fn worker_counts() {
+        assert_eq!("auto".parse::<WorkerCount>(), Ok(WorkerCount::Auto));
+        assert_eq!("3".parse::<WorkerCount>(), Ok(WorkerCount::Count(3)));
+        assert!("0".parse::<WorkerCount>().is_err());
+        assert!("many".parse::<WorkerCount>().is_err());
+        assert_eq!(WorkerCount::Auto.resolve(2), 2);
+        assert!(FileConfig::parse("[cluster]\nworkers = 0\n").is_err());
+    }
+}

@@ -7,16 +7,26 @@
 //! - [`store`]: the only module that speaks Redis (keys, Lua scripts); [`bus`]: the
 //!   self-healing subscriber that receives deliveries for this worker.
 //! - [`worker`]: `run(config, listener, shutdown)`, the wiring, heartbeat and drain.
-//! - [`config`]: settings shared with the supervisor.
+//! - Shared with the supervisor (`chatctl`, built without the `worker` feature):
+//!   [`config`] (`chat.toml`), [`control`] (the control protocol), [`paths`] (the state
+//!   dir), [`protocol`] and [`store`].
 //!
 //! The Redis design is described in `docs/redis.md`.
 
+#[cfg(feature = "worker")]
 pub mod app;
+#[cfg(feature = "worker")]
 pub mod bus;
 pub mod config;
+pub mod control;
+#[cfg(feature = "worker")]
 pub mod http;
+#[cfg(feature = "worker")]
 pub mod metrics;
+pub mod paths;
 pub mod protocol;
+#[cfg(feature = "worker")]
 pub mod registry;
 pub mod store;
+#[cfg(feature = "worker")]
 pub mod worker;

@@ -360,6 +360,49 @@ fn entry_to_message(entry: RawEntry, room: Option<&str>) -> Option<NewMessage> {
     })
 }
 
+/// Environment variable through which chatctl hands a worker the Redis password, so that it
+/// never appears in a command line (`ps` shows those to every user).
+pub const PASSWORD_ENV: &str = "CHAT_REDIS_PASSWORD";
+
+/// A Redis client for `url`, with `password` (when given) replacing any in the URL.
+pub fn redis_client(url: &str, password: Option<&str>) -> redis::RedisResult<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let info = url.into_connection_info()?;
+    let info = match password {
+        Some(pw) if !pw.is_empty() => {
+            let settings = info.redis_settings().clone().set_password(pw);
+            info.set_redis_settings(settings)
+        }
+        _ => info,
+    };
+    redis::Client::open(info)
+}
+
+/// `url` with any password replaced by `***`, for logs and `status`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let rest = match rest.split_once('@') {
+        Some((cred, host)) if !cred.contains('/') => match cred.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("***@{host}"),
+        },
+        _ => rest.to_owned(),
+    };
+    let rest = match rest.split_once("pass=") {
+        Some((before, after)) => {
+            let tail = after
+                .split_once('&')
+                .map(|(_, t)| format!("&{t}"))
+                .unwrap_or_default();
+            format!("{before}pass=***{tail}")
+        }
+        None => rest,
+    };
+    format!("{scheme}://{rest}")
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -690,6 +733,17 @@ mod tests {
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(redact_url("redis://u:pw@h:1"), "redis://u:***@h:1");
+        assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+        assert_eq!(
+            redact_url("redis+unix:///s/redis.sock?pass=x&db=0"),
+            "redis+unix:///s/redis.sock?pass=***&db=0"
+        );
     }
 
     #[test]

@@ -78,8 +78,14 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let client = redis::Client::open(config.redis_url.as_str())
-        .with_context(|| format!("bad --redis URL {:?}", config.redis_url))?;
+    let password = std::env::var(crate::store::PASSWORD_ENV).ok();
+    let client =
+        crate::store::redis_client(&config.redis_url, password.as_deref()).with_context(|| {
+            format!(
+                "bad --redis URL {:?}",
+                crate::store::redact_url(&config.redis_url)
+            )
+        })?;
     let manager_config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(REDIS_TIMEOUT))
         .set_response_timeout(Some(REDIS_TIMEOUT))

@@ -57,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    raise_fd_limit();
     let config = WorkerConfig {
         redis_prefix: args.redis_prefix,
         limits: Limits {
@@ -88,6 +89,21 @@ fn main() -> anyhow::Result<()> {
         println!("listening on {}", listener.local_addr()?);
         run(config, listener, shutdown_signal()).await
     })
+}
+
+/// Each connection is a file descriptor: lift the soft limit to the hard one.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write and read only the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 async fn shutdown_signal() {
