@@ -1,5 +1,343 @@
-//! `chatctl`: the supervisor (issue 2/5). Not built yet; see README.md for the interim run script.
-fn main() {
-    eprintln!("chatctl is not implemented yet: use scripts/run-dev.sh (see README.md)");
-    std::process::exit(1);
+//! `chatctl`: one command to run a chat cluster (SPEC §2). `up` runs the supervisor (in the
+//! foreground, or in the background with `--detach`); every other subcommand is a client of
+//! it over the control socket, except `logs`, which reads the files itself.
+
+mod cli;
+mod control;
+mod daemon;
+mod haproxy;
+mod logs;
+mod plan;
+mod policy;
+mod procs;
+mod settings;
+mod status;
+mod token;
+
+use anyhow::{bail, Context};
+use chat::config::FileConfig;
+use chat::control::{Request, Response};
+use chat::paths::StateDir;
+use clap::Parser;
+use cli::{Cli, Command, UpArgs};
+use control::SocketProbe;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Set in the environment of the background supervisor that `up --detach` starts.
+const DETACHED_ENV: &str = "CHATCTL_DETACHED";
+
+fn main() -> ExitCode {
+    // clap exits with status 2 on usage errors, as SPEC §2 asks.
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chatctl: cannot start the tokio runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatctl: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => up(cli.state_dir.as_ref(), args).await,
+        command => {
+            let state_dir = settings::state_dir(cli.state_dir.as_ref(), None);
+            client(&state_dir, command).await
+        }
+    }
+}
+
+/// `--config`, else `./chat.toml` when present, else nothing.
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    let (path, required) = match path {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from("chat.toml"), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            FileConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        }
+        Err(_) if !required => Ok(FileConfig::default()),
+        Err(e) => bail!("cannot read config {}: {e}", path.display()),
+    }
+}
+
+async fn up(state_flag: Option<&PathBuf>, args: UpArgs) -> anyhow::Result<()> {
+    let file = load_config(args.config.as_ref())?;
+    let state_dir = settings::state_dir(state_flag, Some(&file));
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let settings = settings::merge(&args, &file, cores)
+        .map_err(|errors| anyhow::anyhow!("{}", errors.join("; ")))?;
+    match control::probe(&state_dir.control_socket()).await {
+        SocketProbe::Live(pid) => bail!(
+            "a cluster is already up on {} (supervisor pid {pid}): use `chatctl status`, or `chatctl down` first",
+            state_dir.root().display()
+        ),
+        SocketProbe::Foreign => bail!(
+            "{} exists and is not a chatctl socket: remove it or choose another --state-dir",
+            state_dir.control_socket().display()
+        ),
+        SocketProbe::Absent | SocketProbe::Stale => {}
+    }
+    if args.detach && std::env::var_os(DETACHED_ENV).is_none() {
+        return detach(&state_dir, settings.workers).await;
+    }
+    let pre = daemon::preflight(&settings, &state_dir)?;
+    let foreground = std::env::var_os(DETACHED_ENV).is_none();
+    let sup = daemon::Supervisor::new(settings.clone(), state_dir.clone(), pre, foreground)?;
+    let listener = control::bind(&state_dir.control_socket()).await?;
+    let server = tokio::spawn({
+        let sup = sup.clone();
+        let stop = sup.clone();
+        control::serve(listener, move |req| sup.clone().handle(req), async move {
+            stop.wait_shutdown_requested().await
+        })
+    });
+    if let Err(e) = sup.start().await {
+        sup.down().await;
+        sup.request_shutdown();
+        let _ = server.await;
+        let _ = std::fs::remove_file(state_dir.control_socket());
+        return Err(e);
+    }
+    let scheme = if settings.haproxy.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = if settings.haproxy.bind == "0.0.0.0" {
+        "localhost"
+    } else {
+        settings.haproxy.bind.as_str()
+    };
+    tracing::info!(
+        "cluster up: {} workers behind {scheme}://{host}:{}/ (state dir {}); Ctrl-C or `chatctl down` stops it",
+        settings.workers,
+        settings.port,
+        state_dir.root().display()
+    );
+    wait_for_stop(&sup).await;
+    tracing::info!("stopping: draining workers, then haproxy and redis");
+    sup.request_shutdown();
+    sup.down().await;
+    let _ = server.await;
+    let _ = std::fs::remove_file(state_dir.control_socket());
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_stop(sup: &std::sync::Arc<daemon::Supervisor>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        sup.wait_shutdown_requested().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+        _ = sup.wait_shutdown_requested() => {}
+    }
+}
+
+/// Starts the supervisor in the background (its own session, output in logs/chatctl.log)
+/// and returns once every worker is healthy and HAProxy serves.
+async fn detach(state_dir: &StateDir, workers: u32) -> anyhow::Result<()> {
+    std::fs::create_dir_all(state_dir.logs_dir()).with_context(|| {
+        format!(
+            "cannot create {}: choose a writable --state-dir",
+            state_dir.logs_dir().display()
+        )
+    })?;
+    let log_path = state_dir.log("chatctl");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let start_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let exe = std::env::current_exe().context("cannot find the chatctl executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1).filter(|a| a != "--detach"))
+        .env(DETACHED_ENV, "1")
+        .env("CHATCTL_STATE_DIR", state_dir.root())
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid in the forked child before exec is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .context("cannot start the background supervisor")?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: String = text.get(start_offset as usize..).unwrap_or("").to_owned();
+            let reason = tail
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("chatctl: "))
+                .map(|l| l.trim_start_matches("chatctl: ").to_owned())
+                .unwrap_or_else(|| format!("it exited with {status}; see {}", log_path.display()));
+            bail!("{reason}");
+        }
+        if let Ok(Response::Status(s)) = control::call_timeout(
+            &state_dir.control_socket(),
+            &Request::Status,
+            Duration::from_secs(5),
+        )
+        .await
+        {
+            let ready = s.workers.len() == workers as usize
+                && s.workers
+                    .iter()
+                    .all(|w| w.state == chat::control::WorkerState::Up)
+                && s.haproxy.pid.is_some();
+            if ready {
+                println!(
+                    "cluster up in the background: {} workers, HAProxy on port {} (supervisor pid {}); `chatctl status`, `chatctl down`",
+                    s.workers.len(),
+                    s.haproxy.port,
+                    s.supervisor.pid
+                );
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the cluster did not come up within 90 s; see {}",
+                log_path.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn request(state_dir: &StateDir, req: &Request) -> anyhow::Result<Response> {
+    let socket = state_dir.control_socket();
+    match control::probe(&socket).await {
+        SocketProbe::Live(_) => {}
+        SocketProbe::Absent | SocketProbe::Stale => bail!(
+            "no cluster is up on {} (start one with `chatctl up`, or pass --state-dir)",
+            state_dir.root().display()
+        ),
+        SocketProbe::Foreign => bail!(
+            "{} is not a chatctl socket: remove it or pass another --state-dir",
+            socket.display()
+        ),
+    }
+    control::call(&socket, req).await
+}
+
+fn expect_done(resp: Response) -> anyhow::Result<String> {
+    match resp {
+        Response::Done { message } => Ok(message),
+        Response::Error { message } => bail!("{message}"),
+        other => bail!("unexpected answer from the supervisor: {other:?}"),
+    }
+}
+
+async fn client(state_dir: &StateDir, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Up(_) => unreachable!("handled by up()"),
+        Command::Scale { workers } => {
+            let msg = expect_done(request(state_dir, &Request::Scale { workers }).await?)?;
+            println!("{msg}");
+        }
+        Command::Reload => {
+            let msg = expect_done(request(state_dir, &Request::Reload).await?)?;
+            println!("{msg}");
+        }
+        Command::Status { json } => match request(state_dir, &Request::Status).await? {
+            Response::Status(s) => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&s)?);
+                } else {
+                    print!("{}", status::render(&s));
+                }
+            }
+            other => {
+                expect_done(other)?;
+            }
+        },
+        Command::Down => {
+            let pid = match control::probe(&state_dir.control_socket()).await {
+                SocketProbe::Live(pid) => pid,
+                _ => {
+                    println!("no cluster is up on {}", state_dir.root().display());
+                    return Ok(());
+                }
+            };
+            expect_done(request(state_dir, &Request::Down).await?)?;
+            // Return only once the supervisor (and so everything it started) is gone.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+                if Instant::now() > deadline {
+                    bail!("the supervisor (pid {pid}) is still stopping after 60 s");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            println!("stopped");
+        }
+        Command::Logs { name, follow } => logs::show(state_dir, name.as_deref(), follow).await?,
+        Command::Token { username, ttl } => {
+            match request(
+                state_dir,
+                &Request::Token {
+                    username,
+                    ttl_secs: ttl,
+                },
+            )
+            .await?
+            {
+                Response::Token { token } => println!("{token}"),
+                other => {
+                    expect_done(other)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
 }

@@ -1,0 +1,246 @@
+//! HAProxy: the configuration (rendered from `haproxy/haproxy.cfg.tmpl`, a pure function),
+//! and the runtime plumbing — validation with `haproxy -c`, the master process, reloads
+//! confirmed through the admin socket, and runtime API commands. See `haproxy/README.md`.
+
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const TEMPLATE: &str = include_str!("../../haproxy/haproxy.cfg.tmpl");
+/// The backend that holds the chat workers; runtime API commands name it.
+pub const BACKEND: &str = "chat_workers";
+
+/// One server line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// `w<id>` locally; also the stickiness cookie value.
+    pub name: String,
+    pub addr: String,
+    pub port: u16,
+}
+
+/// Everything the template needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CfgView {
+    pub generation: u64,
+    pub bind: String,
+    pub port: u16,
+    pub maxconn: u64,
+    pub server_maxconn: u64,
+    pub admin_socket: PathBuf,
+    pub hard_stop_after_secs: u64,
+    pub timeout_connect: u64,
+    pub timeout_client: u64,
+    pub timeout_server: u64,
+    pub timeout_tunnel: u64,
+    pub timeout_client_fin: u64,
+    /// A PEM (certificate + key) makes the public port speak HTTPS/WSS.
+    pub tls_cert: Option<PathBuf>,
+    /// With TLS: also answer plain HTTP on this port with a redirect to HTTPS.
+    pub http_redirect_port: Option<u16>,
+    pub servers: Vec<Server>,
+}
+
+/// HAProxy needs two descriptors per proxied connection plus a few of its own: fit maxconn
+/// to the descriptor limit, or it refuses to start.
+pub fn maxconn_for_fd_limit(nofile: u64) -> u64 {
+    (nofile.saturating_sub(256) / 2).max(64)
+}
+
+pub fn render(v: &CfgView) -> String {
+    let servers: String = v
+        .servers
+        .iter()
+        .map(|s| {
+            format!(
+                "    server {name} {addr}:{port} cookie {name} check\n",
+                name = s.name,
+                addr = s.addr,
+                port = s.port
+            )
+        })
+        .collect();
+    let (tls_global, tls_bind) = match &v.tls_cert {
+        Some(pem) => (
+            "    ssl-default-bind-options ssl-min-ver TLSv1.2\n".to_owned(),
+            format!(" ssl crt {} alpn http/1.1", pem.display()),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let redirect_frontend = match (v.tls_cert.is_some(), v.http_redirect_port) {
+        (true, Some(p)) => format!(
+            "\nfrontend chat_http_redirect\n    bind {bind}:{p}\n    http-request redirect location https://%[req.hdr(host),regsub(:[0-9]+$,)]:{port}%[capture.req.uri] code 301\n",
+            bind = v.bind,
+            port = v.port
+        ),
+        _ => String::new(),
+    };
+    TEMPLATE
+        .replace("{{generation}}", &v.generation.to_string())
+        .replace("{{maxconn}}", &v.maxconn.to_string())
+        .replace("{{server_maxconn}}", &v.server_maxconn.to_string())
+        .replace("{{admin_socket}}", &v.admin_socket.display().to_string())
+        .replace("{{hard_stop_after}}", &v.hard_stop_after_secs.to_string())
+        .replace("{{timeout_connect}}", &v.timeout_connect.to_string())
+        .replace("{{timeout_client}}", &v.timeout_client.to_string())
+        .replace("{{timeout_server}}", &v.timeout_server.to_string())
+        .replace("{{timeout_tunnel}}", &v.timeout_tunnel.to_string())
+        .replace("{{timeout_client_fin}}", &v.timeout_client_fin.to_string())
+        .replace("{{tls_global}}", &tls_global)
+        .replace("{{bind}}", &v.bind)
+        .replace("{{port}}", &v.port.to_string())
+        .replace("{{tls_bind}}", &tls_bind)
+        .replace("{{redirect_frontend}}", &redirect_frontend)
+        .replace("{{servers}}", servers.trim_end_matches('\n'))
+}
+
+/// `haproxy -c -f cfg`: refuse to use a configuration HAProxy itself rejects.
+pub async fn validate(binary: &Path, cfg: &Path) -> anyhow::Result<()> {
+    let out = tokio::process::Command::new(binary)
+        .args(["-c", "-q", "-f"])
+        .arg(cfg)
+        .output()
+        .await
+        .with_context(|| format!("cannot run {}", binary.display()))?;
+    if !out.status.success() {
+        bail!(
+            "haproxy rejected {}: {}",
+            cfg.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Sends one command to a HAProxy CLI socket (admin or master) and returns the answer.
+pub async fn cli(socket: &Path, command: &str) -> anyhow::Result<String> {
+    let talk = async {
+        let mut s = tokio::net::UnixStream::connect(socket)
+            .await
+            .with_context(|| format!("cannot reach {}", socket.display()))?;
+        s.write_all(format!("{command}\n").as_bytes()).await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok::<_, anyhow::Error>(out)
+    };
+    tokio::time::timeout(Duration::from_secs(5), talk)
+        .await
+        .with_context(|| format!("{} did not answer `{command}`", socket.display()))?
+}
+
+/// The generation the running HAProxy worker was configured with (`show info` description).
+pub async fn running_generation(admin: &Path) -> Option<u64> {
+    let info = cli(admin, "show info").await.ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("description: chat-generation-"))
+        .and_then(|g| g.trim().parse().ok())
+}
+
+/// Parses `show stat` CSV into (server name, status) for the chat backend.
+pub fn parse_server_states(csv: &str) -> Vec<(String, String)> {
+    let mut lines = csv.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let cols: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
+    let (Some(px), Some(sv), Some(st)) = (
+        cols.iter().position(|c| *c == "pxname"),
+        cols.iter().position(|c| *c == "svname"),
+        cols.iter().position(|c| *c == "status"),
+    ) else {
+        return Vec::new();
+    };
+    lines
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let name = *f.get(sv)?;
+            (f.get(px) == Some(&BACKEND) && name != "BACKEND" && name != "FRONTEND")
+                .then(|| (name.to_owned(), f.get(st).copied().unwrap_or("").to_owned()))
+        })
+        .collect()
+}
+
+/// `set server chat_workers/NAME state ready|drain|maint`.
+pub async fn set_server_state(admin: &Path, server: &str, state: &str) -> anyhow::Result<()> {
+    let answer = cli(
+        admin,
+        &format!("set server {BACKEND}/{server} state {state}"),
+    )
+    .await?;
+    if !answer.trim().is_empty() {
+        bail!("haproxy: {}", answer.trim());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view() -> CfgView {
+        CfgView {
+            generation: 3,
+            bind: "127.0.0.1".into(),
+            port: 8080,
+            maxconn: maxconn_for_fd_limit(20_000),
+            server_maxconn: 30_000,
+            admin_socket: "/state/haproxy.sock".into(),
+            hard_stop_after_secs: 3600,
+            timeout_connect: 4,
+            timeout_client: 60,
+            timeout_server: 60,
+            timeout_tunnel: 3600,
+            timeout_client_fin: 10,
+            tls_cert: None,
+            http_redirect_port: None,
+            servers: vec![
+                Server {
+                    name: "w0".into(),
+                    addr: "127.0.0.1".into(),
+                    port: 30001,
+                },
+                Server {
+                    name: "w1".into(),
+                    addr: "127.0.0.1".into(),
+                    port: 30002,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn renders_the_golden_file() {
+        let golden = include_str!("../../haproxy/testdata/golden.cfg");
+        let got = render(&view());
+        if got != golden {
+            panic!("render differs from haproxy/testdata/golden.cfg:\n{got}");
+        }
+    }
+
+    #[test]
+    fn tls_and_redirect_render_only_when_asked() {
+        let mut v = view();
+        assert!(!render(&v).contains("ssl crt"));
+        v.tls_cert = Some("/c.pem".into());
+        v.http_redirect_port = Some(8081);
+        let cfg = render(&v);
+        assert!(cfg.contains("bind 127.0.0.1:8080 ssl crt /c.pem alpn http/1.1"));
+        assert!(cfg.contains("frontend chat_http_redirect\n    bind 127.0.0.1:8081"));
+    }
+
+    #[test]
+    fn maxconn_fits_the_fd_limit() {
+        assert_eq!(maxconn_for_fd_limit(20_000), 9872);
+        assert!(maxconn_for_fd_limit(100) >= 64);
+    }
+
+    #[test]
+    fn parses_show_stat() {
+        let csv = "# pxname,svname,qcur,status,weight\nchat,FRONTEND,,OPEN,\nchat_workers,w0,0,UP,1\nchat_workers,w1,0,MAINT,1\nchat_workers,BACKEND,0,UP,1\n";
+        assert_eq!(
+            parse_server_states(csv),
+            vec![("w0".into(), "UP".into()), ("w1".into(), "MAINT".into())]
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! The effective settings of `chatctl up`: flags override `chat.toml`, which overrides the
+//! defaults. A pure merge that collects every problem before failing.
+
+use crate::cli::UpArgs;
+use crate::plan::worker_port;
+use chat::config::{FileConfig, Limits};
+use chat::paths::StateDir;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_BASE_PORT: u16 = 30001;
+pub const DEFAULT_STATE_DIR: &str = ".chatctl";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisChoice {
+    /// A private `redis-server` child in the state dir.
+    Embedded,
+    External(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxySettings {
+    pub enabled: bool,
+    pub binary: PathBuf,
+    pub bind: String,
+    pub tls_cert: Option<PathBuf>,
+    pub http_redirect_port: Option<u16>,
+    pub timeout_connect: u64,
+    pub timeout_client: u64,
+    pub timeout_server: u64,
+    pub timeout_tunnel: u64,
+    pub timeout_client_fin: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub workers: u32,
+    pub port: u16,
+    pub base_port: u16,
+    pub redis: RedisChoice,
+    pub min_replicas_acked: u32,
+    pub drain_timeout: Duration,
+    pub advertise: Option<String>,
+    pub haproxy: HaproxySettings,
+    pub limits: Limits,
+    pub auth_secret: Option<String>,
+}
+
+/// Chooses the state dir: flag or env first, then the file's `[cluster] state_dir`, then
+/// `./.chatctl`.
+pub fn state_dir(flag: Option<&PathBuf>, file: Option<&FileConfig>) -> StateDir {
+    let chosen = flag
+        .cloned()
+        .or_else(|| file.and_then(|f| f.cluster.state_dir.clone()))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    StateDir::new(chosen)
+}
+
+pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings, Vec<String>> {
+    let mut errors = Vec::new();
+    let workers = flags
+        .workers
+        .or(file.cluster.workers)
+        .unwrap_or_default()
+        .resolve(cores);
+    let port = flags.port.or(file.cluster.port).unwrap_or(DEFAULT_PORT);
+    let base_port = flags
+        .base_port
+        .or(file.cluster.base_port)
+        .unwrap_or(DEFAULT_BASE_PORT);
+    if worker_port(base_port, workers.saturating_sub(1)).is_none() {
+        errors.push(format!(
+            "{workers} workers from base port {base_port} run past port 65535: lower --base-port or --workers"
+        ));
+    }
+    if (base_port as u32..base_port as u32 + workers).contains(&(port as u32)) {
+        errors.push(format!(
+            "public port {port} collides with the worker ports {base_port}..{}: choose another --port or --base-port",
+            base_port as u32 + workers - 1
+        ));
+    }
+    let redis = match flags.redis.clone().or(file.redis.url.clone()) {
+        None => RedisChoice::Embedded,
+        Some(u) if u == "embedded" => RedisChoice::Embedded,
+        Some(u)
+            if [
+                "redis://",
+                "rediss://",
+                "redis+unix://",
+                "unix://",
+                "redis+sentinel://",
+            ]
+            .iter()
+            .any(|s| u.starts_with(s)) =>
+        {
+            RedisChoice::External(u)
+        }
+        Some(u) => {
+            errors.push(format!(
+                "--redis must be `embedded` or a redis://, rediss://, redis+unix:// or redis+sentinel:// URL, not {u:?}"
+            ));
+            RedisChoice::Embedded
+        }
+    };
+    let sentinel = matches!(&redis, RedisChoice::External(u) if u.starts_with("redis+sentinel://"));
+    let tls_cert = flags.tls_cert.clone().or(file.haproxy.tls_cert.clone());
+    let http_redirect_port = flags.http_redirect_port.or(file.haproxy.http_redirect_port);
+    if http_redirect_port.is_some() && tls_cert.is_none() {
+        errors.push(
+            "--http-redirect-port needs --tls-cert (it redirects plain HTTP to HTTPS)".into(),
+        );
+    }
+    let limits = file.limits.apply(Limits::default());
+    if limits.max_message_bytes == 0 || limits.inbox_max == 0 || limits.messages_per_second == 0 {
+        errors.push(
+            "[limits] max_message_bytes, inbox_max and messages_per_second must be at least 1"
+                .into(),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Settings {
+        workers,
+        port,
+        base_port,
+        redis,
+        min_replicas_acked: file
+            .redis
+            .min_replicas_acked
+            .unwrap_or(if sentinel { 1 } else { 0 }),
+        drain_timeout: Duration::from_secs(
+            flags
+                .drain_timeout
+                .or(file.cluster.drain_timeout)
+                .unwrap_or(10),
+        ),
+        advertise: file.cluster.advertise.clone(),
+        haproxy: HaproxySettings {
+            enabled: file.haproxy.enabled.unwrap_or(true),
+            binary: file
+                .haproxy
+                .binary
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("haproxy")),
+            bind: flags.bind.clone().unwrap_or_else(|| "0.0.0.0".into()),
+            tls_cert,
+            http_redirect_port,
+            timeout_connect: file.haproxy.timeout_connect.unwrap_or(4),
+            timeout_client: file.haproxy.timeout_client.unwrap_or(60),
+            timeout_server: file.haproxy.timeout_server.unwrap_or(60),
+            timeout_tunnel: file.haproxy.timeout_tunnel.unwrap_or(3600),
+            timeout_client_fin: file.haproxy.timeout_client_fin.unwrap_or(10),
+        },
+        limits,
+        auth_secret: file.auth.secret.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat::config::WorkerCount;
+
+    #[test]
+    fn defaults_without_file_or_flags() {
+        let s = merge(&UpArgs::default(), &FileConfig::default(), 2).unwrap();
+        assert_eq!(s.workers, 2, "auto = cores");
+        assert_eq!(s.port, 8080);
+        assert_eq!(s.base_port, 30001);
+        assert_eq!(s.redis, RedisChoice::Embedded);
+        assert_eq!(s.min_replicas_acked, 0);
+        assert!(s.haproxy.enabled);
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let file =
+            FileConfig::parse("[cluster]\nworkers = 3\nport = 9000\nbase_port = 40000\n").unwrap();
+        let s = merge(&UpArgs::default(), &file, 2).unwrap();
+        assert_eq!((s.workers, s.port, s.base_port), (3, 9000, 40000));
+        let flags = UpArgs {
+            workers: Some(WorkerCount::Count(5)),
+            port: Some(9100),
+            ..Default::default()
+        };
+        let s = merge(&flags, &file, 2).unwrap();
+        assert_eq!((s.workers, s.port, s.base_port), (5, 9100, 40000));
+    }
+
+    #[test]
+    fn all_problems_are_reported_together() {
+        let flags = UpArgs {
+            port: Some(30002),
+            redis: Some("http://x".into()),
+            http_redirect_port: Some(80),
+            ..Default::default()
+        };
+        let errs = merge(&flags, &FileConfig::default(), 4).unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("collides")));
+        assert!(errs.iter().any(|e| e.contains("redis://")));
+        assert!(errs.iter().any(|e| e.contains("--tls-cert")));
+    }
+
+    #[test]
+    fn sentinel_urls_default_to_one_replica_ack() {
+        let flags = UpArgs {
+            redis: Some("redis+sentinel://127.0.0.1:26379/mymaster".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            merge(&flags, &FileConfig::default(), 1)
+                .unwrap()
+                .min_replicas_acked,
+            1
+        );
+    }
+
+    #[test]
+    fn state_dir_precedence() {
+        let file = FileConfig::parse("[cluster]\nstate_dir = \"/from/file\"\n").unwrap();
+        assert_eq!(
+            state_dir(None, Some(&file)).root(),
+            std::path::Path::new("/from/file")
+        );
+        let flag = PathBuf::from("/from/flag");
+        assert_eq!(state_dir(Some(&flag), Some(&file)).root(), flag.as_path());
+        assert!(state_dir(None, None).root().ends_with(".chatctl"));
+    }
+}

@@ -1,0 +1,163 @@
+//! `chatctl status`: the table a PM2 user reads at a glance.
+
+use chat::control::StatusReport;
+use std::fmt::Write;
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+pub fn human_bytes(b: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    if b as f64 >= 1024.0 * MIB {
+        format!("{:.1} GiB", b as f64 / (1024.0 * MIB))
+    } else {
+        format!("{:.1} MiB", b as f64 / MIB)
+    }
+}
+
+pub fn human_uptime(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+pub fn render(r: &StatusReport) -> String {
+    let mut rows = vec![[
+        "name", "pid", "port", "core", "state", "uptime", "restarts", "conns", "users", "cpu",
+        "mem", "haproxy",
+    ]
+    .map(String::from)];
+    for w in &r.workers {
+        let name = format!("w{}", w.id);
+        let hap = r
+            .haproxy
+            .servers
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.state.clone())
+            .unwrap_or_else(|| "-".into());
+        rows.push([
+            format!("worker-{}", w.id),
+            opt(w.pid),
+            w.port.to_string(),
+            opt(w.core),
+            w.state.as_str().to_owned(),
+            opt(w.uptime_secs.map(human_uptime)),
+            w.restarts.to_string(),
+            opt(w.connections),
+            opt(w.users),
+            opt(w.cpu_percent.map(|c| format!("{c:.1}%"))),
+            opt(w.rss_bytes.map(human_bytes)),
+            hap,
+        ]);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    let h = &r.haproxy;
+    let servers: Vec<String> = h
+        .servers
+        .iter()
+        .map(|s| format!("{} {}", s.name, s.state))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nhaproxy  pid {}  port {}  config generation {}  servers: {}",
+        opt(h.pid),
+        h.port,
+        h.generation,
+        if servers.is_empty() {
+            "-".into()
+        } else {
+            servers.join(", ")
+        }
+    );
+    let rd = &r.redis;
+    let _ = writeln!(
+        out,
+        "redis    {}  {}  pid {}  {}",
+        rd.url,
+        if rd.embedded { "embedded" } else { "external" },
+        opt(rd.pid),
+        match (rd.up, rd.rtt_ms) {
+            (true, Some(ms)) => format!("up, {ms:.2} ms round trip"),
+            _ => "DOWN".into(),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "chatctl  pid {}  state dir {}",
+        r.supervisor.pid, r.supervisor.state_dir
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat::control::*;
+
+    #[test]
+    fn renders_a_row_per_worker_and_the_haproxy_and_redis_lines() {
+        let r = StatusReport {
+            supervisor: SupervisorStatus {
+                pid: 1,
+                state_dir: "/s".into(),
+            },
+            workers: vec![WorkerStatus {
+                id: 0,
+                pid: Some(42),
+                port: 30001,
+                core: Some(0),
+                state: WorkerState::Up,
+                restarts: 2,
+                connections: Some(10),
+                users: Some(7),
+                cpu_percent: Some(1.5),
+                rss_bytes: Some(8 * 1024 * 1024),
+                uptime_secs: Some(75),
+                health: 200,
+            }],
+            haproxy: HaproxyStatus {
+                pid: Some(9),
+                port: 8080,
+                generation: 3,
+                servers: vec![ServerStatus {
+                    name: "w0".into(),
+                    state: "UP".into(),
+                }],
+            },
+            redis: RedisStatus {
+                url: "redis+unix:///s/redis.sock".into(),
+                embedded: true,
+                pid: Some(5),
+                up: true,
+                rtt_ms: Some(0.12),
+            },
+        };
+        let t = render(&r);
+        assert!(t.contains("worker-0  42   30001  0     up     1m15s   2         10     7      1.5%  8.0 MiB  UP"), "{t}");
+        assert!(t.contains("config generation 3"));
+        assert!(t.contains("up, 0.12 ms round trip"));
+    }
+
+    #[test]
+    fn uptime_is_human() {
+        assert_eq!(human_uptime(5), "5s");
+        assert_eq!(human_uptime(3700), "1h1m");
+        assert_eq!(human_uptime(90_000), "1d1h");
+    }
+}
