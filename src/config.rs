@@ -197,9 +197,19 @@ impl std::fmt::Debug for AuthSection {
 }
 
 impl FileConfig {
-    /// Parses `chat.toml` text; errors name the offending key (toml's own messages do).
+    /// Parses `chat.toml` text. The error is one line that names the offending key and its
+    /// line (toml's own message, without its multi-line source excerpt).
     pub fn parse(text: &str) -> Result<FileConfig, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            let message = e.message().trim().replace('\n', " ");
+            match line {
+                Some(l) => format!("line {l}: {message}"),
+                None => message,
+            }
+        })
     }
 }
 

@@ -1,0 +1,487 @@
+//! `chatctl` end to end: real embedded Redis, real workers, real HAProxy, the official
+//! socket.io-client through HAProxy, and the Rust client over WebSocket.
+//!
+//! up 3 → status → clients on different workers message each other (polling through the
+//! stickiness cookie, and WebSocket) → scale 5 → scale 2 while clients of the surviving
+//! workers stay connected → SIGKILL a worker → reload → down, nothing left running.
+
+use chat_client::Client;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A port whose `n` successors are free too (probed by binding; never fixed numbers).
+fn free_port_range(n: u16) -> u16 {
+    for _ in 0..200 {
+        let base = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(0);
+        if base == 0 || base as u32 + n as u32 > 65_000 {
+            continue;
+        }
+        let all_free = (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no free port range of {n}");
+}
+
+fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| !r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// A cluster started with `chatctl up --detach`; `Drop` runs `chatctl down` and, if that
+/// fails, kills the supervisor by the pid it wrote.
+struct Cluster {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Cluster {
+    fn up(workers: u32) -> Cluster {
+        let bin = Path::new(env!("CARGO_BIN_EXE_chatctl"));
+        assert!(
+            bin.with_file_name("chat-worker").exists(),
+            "chat-worker must be built beside chatctl: run `cargo build --workspace`"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("ctl")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let port = free_port_range(1);
+        let base = free_port_range(8);
+        let c = Cluster { dir, port };
+        let out = c.chatctl(&[
+            "up",
+            "--workers",
+            &workers.to_string(),
+            "--port",
+            &port.to_string(),
+            "--base-port",
+            &base.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--detach",
+        ]);
+        assert!(
+            out.status.success(),
+            "up failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(c.dir.path().join("logs/chatctl.log")).unwrap_or_default()
+        );
+        c
+    }
+
+    fn chatctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_chatctl"))
+            .arg("--state-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run chatctl")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.chatctl(args);
+        assert!(
+            out.status.success(),
+            "chatctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status JSON")
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The embedded Redis, through redis-cli with the generated password.
+    fn redis(&self, args: &[&str]) -> String {
+        let pass = std::fs::read_to_string(self.dir.path().join("redis.pass")).expect("redis.pass");
+        let out = Command::new("redis-cli")
+            .arg("-s")
+            .arg(self.dir.path().join("redis.sock"))
+            .args(["--no-auth-warning", "-a", pass.trim()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Which worker id holds `user` (from the user map: instance ids start with `ID-`).
+    fn worker_of(&self, user: &str) -> Option<u32> {
+        let members = self.redis(&["SMEMBERS", &format!("chat:u:{user}:workers")]);
+        members.lines().next()?.split('-').next()?.parse().ok()
+    }
+
+    fn our_pids(status: &Value) -> Vec<u32> {
+        let mut pids = vec![status["supervisor"]["pid"].as_u64().unwrap() as u32];
+        for w in status["workers"].as_array().unwrap() {
+            if let Some(p) = w["pid"].as_u64() {
+                pids.push(p as u32);
+            }
+        }
+        for p in [&status["haproxy"]["pid"], &status["redis"]["pid"]] {
+            if let Some(p) = p.as_u64() {
+                pids.push(p as u32);
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let out = self.chatctl(&["down"]);
+        if !out.status.success() {
+            if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("chatctl.pid")) {
+                let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+            }
+        }
+    }
+}
+
+async fn wait_status(c: &Cluster, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = c.status();
+        if check(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn all_up(s: &Value, n: usize) -> bool {
+    let workers = s["workers"].as_array().unwrap();
+    let servers = s["haproxy"]["servers"].as_array().unwrap();
+    workers.len() == n
+        && workers.iter().all(|w| w["state"] == "up")
+        && servers.len() == n
+        && servers
+            .iter()
+            .all(|sv| sv["state"].as_str().unwrap_or("").starts_with("UP"))
+}
+
+async fn node_e2e(url: &str, transport: &str) {
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
+    assert!(
+        js.join("node_modules/socket.io-client").exists(),
+        "tests/js/node_modules missing: run scripts/setup.sh"
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(40),
+        tokio::process::Command::new("node")
+            .arg(js.join("e2e.mjs"))
+            .args([url, url, transport])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("node e2e bounded")
+    .expect("node");
+    assert!(
+        out.status.success(),
+        "{transport} through haproxy: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn login(url: &str, user: &str) -> Client {
+    let c = Client::connect(url).await.expect("connect through haproxy");
+    let ack = c
+        .emit_ack("log in", json!({"username": user}))
+        .await
+        .unwrap();
+    assert_eq!(ack["ok"], true, "{ack}");
+    c
+}
+
+async fn roundtrip(from: &Client, to: &mut Client, to_name: &str, text: &str) {
+    let ack = from
+        .emit_ack(
+            "send message",
+            json!({"username": to_name, "message": text}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack["ok"], true, "{ack}");
+    let ev = to
+        .wait_for(text, WAIT, |e| {
+            e.name == "new message" && e.data()["message"] == text
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{to_name} did not get {text:?}: {e}"));
+    if let Some(id) = ev.ack_id {
+        to.ack(id, json!({}));
+    }
+}
+
+#[tokio::test]
+async fn up_status_clients_scale_crash_reload_down() {
+    let c = Cluster::up(3);
+
+    // status: 3 up on successive ports, 3 servers in HAProxy.
+    let s = wait_status(&c, "3 workers up in haproxy", |s| all_up(s, 3)).await;
+    let ports: Vec<u64> = s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports[1], ports[0] + 1);
+    assert_eq!(ports[2], ports[0] + 2);
+    assert_eq!(s["haproxy"]["port"], c.port);
+    assert_eq!(s["redis"]["embedded"], true);
+    assert_eq!(s["redis"]["up"], true);
+    for w in s["workers"].as_array().unwrap() {
+        for field in [
+            "pid",
+            "core",
+            "restarts",
+            "connections",
+            "users",
+            "cpu_percent",
+            "rss_bytes",
+        ] {
+            assert!(!w[field].is_null(), "worker field {field} is null: {w}");
+        }
+    }
+    let table = c.ok(&["status"]);
+    assert!(table.contains("worker-2") && table.contains("haproxy") && table.contains("redis"));
+
+    // The official client through HAProxy: polling only (needs the stickiness cookie), and
+    // WebSocket.
+    node_e2e(&c.url(), "polling").await;
+    node_e2e(&c.url(), "websocket").await;
+
+    // Rust clients over WebSocket land on different workers (leastconn) and message each
+    // other across them.
+    let mut a = login(&c.url(), "alice").await;
+    let mut b = login(&c.url(), "bob").await;
+    let (wa, wb) = (c.worker_of("alice").unwrap(), c.worker_of("bob").unwrap());
+    assert_ne!(wa, wb, "leastconn spreads two clients over two workers");
+    roundtrip(&a, &mut b, "bob", "a to b").await;
+    roundtrip(&b, &mut a, "alice", "b to a").await;
+
+    // scale 5.
+    let out = c.ok(&["scale", "5"]);
+    assert!(out.contains("5 workers"), "{out}");
+    let s = wait_status(&c, "5 workers up in haproxy", |s| all_up(s, 5)).await;
+    assert_eq!(s["haproxy"]["generation"], 2);
+
+    // Clients spread over all five; those on workers 0 and 1 must survive scale 2.
+    let mut clients = Vec::new();
+    for i in 0..8 {
+        let name = format!("u{i}");
+        let client = login(&c.url(), &name).await;
+        let w = c.worker_of(&name).unwrap();
+        clients.push((name, w, client));
+    }
+    let survivors: Vec<usize> = (0..clients.len()).filter(|i| clients[*i].1 < 2).collect();
+    assert!(
+        survivors.len() >= 2,
+        "some clients on workers 0 and 1: {:?}",
+        clients.iter().map(|c| c.1).collect::<Vec<_>>()
+    );
+    let out = c.ok(&["scale", "2"]);
+    assert!(out.contains("2 workers"), "{out}");
+    wait_status(&c, "2 workers up in haproxy", |s| all_up(s, 2)).await;
+    let (first, second) = (survivors[0], survivors[1]);
+    let (n1, n2) = (clients[first].0.clone(), clients[second].0.clone());
+    {
+        // Split the borrow: two distinct survivors.
+        let (lo, hi) = clients.split_at_mut(second);
+        let c1 = &mut lo[first].2;
+        let c2 = &mut hi[0].2;
+        roundtrip(c1, c2, &n2, "still here after scale 2").await;
+        roundtrip(c2, c1, &n1, "and back").await;
+    }
+    // Clients of drained workers were closed so they can reconnect elsewhere.
+    for (name, w, client) in clients.iter_mut() {
+        if *w >= 2 {
+            let reason = client.wait_closed(WAIT).await.unwrap_or_default();
+            assert_eq!(reason, "transport close", "{name} on worker {w}");
+        }
+    }
+
+    // SIGKILL worker 1: it comes back on its port, restarts >= 1.
+    let before = c.status();
+    let victim = before["workers"][1]["pid"].as_u64().unwrap();
+    let _ = Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status();
+    let s = wait_status(&c, "worker-1 restarted", |s| {
+        let w = &s["workers"][1];
+        w["state"] == "up"
+            && w["restarts"].as_u64().unwrap_or(0) >= 1
+            && w["pid"].as_u64() != Some(victim)
+    })
+    .await;
+    assert_eq!(s["workers"][1]["port"], before["workers"][1]["port"]);
+
+    // reload: every worker pid changes, clients keep working.
+    let old: Vec<u64> = s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["pid"].as_u64().unwrap())
+        .collect();
+    c.ok(&["reload"]);
+    let s = wait_status(&c, "2 workers up after reload", |s| all_up(s, 2)).await;
+    for (i, w) in s["workers"].as_array().unwrap().iter().enumerate() {
+        assert_ne!(w["pid"].as_u64().unwrap(), old[i], "worker-{i} pid changed");
+    }
+    node_e2e(&c.url(), "polling").await;
+    let mut x = login(&c.url(), "xavier").await;
+    let y = login(&c.url(), "yolanda").await;
+    roundtrip(&y, &mut x, "xavier", "after reload").await;
+
+    // down: nothing of ours keeps running.
+    let pids = Cluster::our_pids(&c.status());
+    assert!(pids.len() >= 5, "{pids:?}");
+    c.ok(&["down"]);
+    let deadline = Instant::now() + WAIT;
+    while pids.iter().any(|p| pid_alive(*p)) {
+        assert!(
+            Instant::now() < deadline,
+            "still running: {:?}",
+            pids.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !c.dir.path().join("chatctl.sock").exists(),
+        "control socket removed"
+    );
+}
+
+#[tokio::test]
+async fn second_up_on_a_live_state_dir_fails_clearly() {
+    let c = Cluster::up(1);
+    let out = c.chatctl(&["up", "--workers", "1", "--port", "1", "--base-port", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already up"), "{err}");
+    // The control socket is private to its owner.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(c.dir.path().join("chatctl.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let mode = std::fs::metadata(c.dir.path().join("haproxy.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn usage_and_input_errors_exit_with_the_right_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_chatctl"))
+            .arg("--state-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["up", "--workers", "lots"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auto"));
+    let out = run(&["scale", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = run(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no cluster is up") && err.contains("chatctl up"),
+        "{err}"
+    );
+
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[cluster]\nwokers = 2\n").unwrap();
+    let out = run(&["up", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wokers"), "names the unknown key: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+
+    // A foreign file where the control socket goes.
+    let foreign = tempfile::tempdir().unwrap();
+    std::fs::write(foreign.path().join("chatctl.sock"), "not a socket").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chatctl"))
+        .arg("--state-dir")
+        .arg(foreign.path())
+        .args(["up", "--workers", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a chatctl socket"));
+}
+
+#[test]
+fn busy_port_and_unwritable_state_dir_fail_before_starting_anything() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_range(2).to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_chatctl"))
+        .arg("--state-dir")
+        .arg(dir.path())
+        .args([
+            "up",
+            "--workers",
+            "1",
+            "--bind",
+            "127.0.0.1",
+            "--base-port",
+            &base,
+        ])
+        .args(["--port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("port {port}")) && err.contains("--port"),
+        "{err}"
+    );
+    assert!(!dir.path().join("chatctl.sock").exists());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_chatctl"))
+        .args(["--state-dir", "/proc/forbidden/state"])
+        .args(["up", "--workers", "1", "--base-port", &base])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--state-dir"), "{err}");
+    let _ = PathBuf::new();
+}
