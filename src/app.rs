@@ -34,6 +34,8 @@ pub struct AppInner {
     pub registry: Registry,
     pub metrics: Metrics,
     pub limits: Limits,
+    /// `[auth] secret`: when set, `log in` needs a valid token.
+    pub auth_secret: Option<String>,
     /// Set on SIGTERM: `/health` answers 503 and new handshakes are refused.
     pub draining: AtomicBool,
     /// The last heartbeat reached Redis.
@@ -278,6 +280,10 @@ async fn log_in(
 ) -> Result<(String, Vec<NewMessage>), ChatError> {
     let req: LogIn = protocol::parse(events::LOG_IN, data?)?;
     protocol::validate_username(&req.username)?;
+    if let Some(secret) = &app.auth_secret {
+        // A failed login leaves the socket as it was (logged out, or its previous user).
+        crate::auth::verify(secret, req.token.as_deref(), &req.username)?;
+    }
     if let Some(orphan) = app.registry.begin_login(socket.id, &req.username) {
         forget_user(app, orphan);
     }

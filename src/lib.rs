@@ -15,6 +15,7 @@
 
 #[cfg(feature = "worker")]
 pub mod app;
+pub mod auth;
 #[cfg(feature = "worker")]
 pub mod bus;
 pub mod config;

@@ -40,6 +40,8 @@ pub struct WorkerConfig {
     pub ws_read_buffer: usize,
     /// How long a `new message` waits for the client's ack before it stays pending.
     pub ack_timeout: Duration,
+    /// `[auth] secret`; `None` = auth off.
+    pub auth_secret: Option<String>,
 }
 
 impl WorkerConfig {
@@ -52,6 +54,7 @@ impl WorkerConfig {
             drain_timeout: Duration::from_secs(10),
             ws_read_buffer: 4096,
             ack_timeout: Duration::from_secs(30),
+            auth_secret: None,
         }
     }
 }
@@ -110,6 +113,7 @@ pub async fn run(
         registry: Registry::default(),
         metrics: Metrics::default(),
         limits: config.limits.clone(),
+        auth_secret: config.auth_secret.clone(),
         draining: AtomicBool::new(false),
         redis_commands_up: AtomicBool::new(false),
         redis_subscribed: AtomicBool::new(false),

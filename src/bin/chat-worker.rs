@@ -70,6 +70,10 @@ fn main() -> anyhow::Result<()> {
         },
         drain_timeout: Duration::from_secs(args.drain_timeout),
         ws_read_buffer: args.ws_read_buffer,
+        // From the environment, not a flag: command lines are visible to every user.
+        auth_secret: std::env::var(chat::auth::SECRET_ENV)
+            .ok()
+            .filter(|s| !s.is_empty()),
         ..WorkerConfig::new(args.id, args.redis)
     };
     // One thread per worker is the point of one worker per core.

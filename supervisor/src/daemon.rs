@@ -416,6 +416,10 @@ impl Supervisor {
         if let Some(pw) = &self.redis.password {
             cmd.env(chat::store::PASSWORD_ENV, pw);
         }
+        match &self.settings.auth_secret {
+            Some(secret) => cmd.env(chat::auth::SECRET_ENV, secret),
+            None => cmd.env_remove(chat::auth::SECRET_ENV),
+        };
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }

@@ -142,12 +142,23 @@ impl Worker {
 
     /// Starts a worker with extra flags; returns once it listens.
     pub async fn start_with(redis_url: &str, id: u32, extra: &[&str]) -> Worker {
+        Self::start_env(redis_url, id, extra, &[]).await
+    }
+
+    /// Starts a worker with extra flags and environment variables.
+    pub async fn start_env(
+        redis_url: &str,
+        id: u32,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Worker {
         let log_dir = tempfile::tempdir().expect("temp dir");
         let log = log_dir.path().join(format!("worker-{id}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-worker"))
             .args(["--port", "0", "--redis", redis_url, "--id", &id.to_string()])
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
