@@ -10,7 +10,7 @@ use crate::store::{InboxBounds, Store};
 use anyhow::Context;
 use hyper_util::rt::TokioIo;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use socketioxide::SocketIo;
+use socketioxide::{ParserConfig, SocketIo};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -130,6 +130,14 @@ pub async fn run(
         .ws_read_buffer_size(config.ws_read_buffer)
         .max_buffer_size(256)
         .ack_timeout(config.ack_timeout)
+        // The chat protocol has no binary payloads: a packet announcing attachments closes
+        // its socket at once instead of holding a partial packet for a minute.
+        .with_parser(
+            ParserConfig::common()
+                .max_incoming_binaries(0)
+                .max_incoming_binary_buf_size(config.limits.max_engine_payload() as usize)
+                .packet_completion_timeout(Duration::from_secs(5)),
+        )
         .build_svc();
     io.ns("/", on_connect);
 

@@ -23,12 +23,21 @@ async fn log_in_needs_a_valid_token_for_that_user_when_auth_is_on() {
     let good = chat::auth::issue("s3cret", "alice", 60).unwrap();
     let other_user = chat::auth::issue("s3cret", "bob", 60).unwrap();
     let wrong_key = chat::auth::issue("not-the-secret", "alice", 60).unwrap();
-    for token in [None, Some(other_user.as_str()), Some(wrong_key.as_str()), Some("garbage")] {
+    for token in [
+        None,
+        Some(other_user.as_str()),
+        Some(wrong_key.as_str()),
+        Some("garbage"),
+    ] {
         let mut payload = json!({"username": "alice"});
         if let Some(t) = token {
             payload["token"] = json!(t);
         }
-        assert_eq!(code_of(&c, "log in", payload).await, "unauthorized", "{token:?}");
+        assert_eq!(
+            code_of(&c, "log in", payload).await,
+            "unauthorized",
+            "{token:?}"
+        );
         // The socket stays logged out.
         assert_eq!(
             code_of(&c, "send message", json!({"username":"x","message":"m"})).await,
@@ -49,7 +58,10 @@ async fn log_in_needs_a_valid_token_for_that_user_when_auth_is_on() {
 async fn auth_is_off_without_a_secret() {
     let cluster = Cluster::start(1).await;
     let c = cluster.w(0).connect().await;
-    assert_eq!(code_of(&c, "log in", json!({"username": "free"})).await, "ok");
+    assert_eq!(
+        code_of(&c, "log in", json!({"username": "free"})).await,
+        "ok"
+    );
 }
 
 #[tokio::test]
@@ -81,7 +93,12 @@ async fn inbox_max_keeps_the_newest_messages() {
     let (a, _) = cluster.w(0).login("a").await;
     for i in 0..5 {
         assert_eq!(
-            code_of(&a, "send message", json!({"username":"off","message":format!("m{i}")})).await,
+            code_of(
+                &a,
+                "send message",
+                json!({"username":"off","message":format!("m{i}")})
+            )
+            .await,
             "ok"
         );
     }
@@ -98,13 +115,21 @@ async fn inbox_ttl_expires_old_messages() {
     let cluster = Cluster::start_with(1, &["--inbox-ttl", "1"]).await;
     let (a, _) = cluster.w(0).login("a").await;
     assert_eq!(
-        code_of(&a, "send message", json!({"username":"late","message":"old"})).await,
+        code_of(
+            &a,
+            "send message",
+            json!({"username":"late","message":"old"})
+        )
+        .await,
         "ok"
     );
     let w = cluster.w(0);
     wait_until("the message to expire", Duration::from_secs(10), || async {
         let c = w.connect().await;
-        let ack = c.emit_ack("log in", json!({"username":"late"})).await.unwrap();
+        let ack = c
+            .emit_ack("log in", json!({"username":"late"}))
+            .await
+            .unwrap();
         ack["pending"] == 0
     })
     .await;
