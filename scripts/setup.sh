@@ -11,6 +11,8 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 if [ "$mode" = all ]; then
   command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+  command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)   # TLS test certificates
+  command -v curl >/dev/null 2>&1 || need_apt+=(curl)
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)   # the real-browser test
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
