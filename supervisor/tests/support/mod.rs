@@ -3,6 +3,8 @@
 //! pid) when dropped.
 #![allow(dead_code)]
 
+pub mod driver;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -10,18 +12,28 @@ use std::time::{Duration, Instant};
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// A port whose `n` successors are free too (probed by binding; never fixed numbers).
+/// A port whose `n - 1` successors are free too, probed by binding, and below the kernel's
+/// ephemeral range: ports from that range get taken by outgoing connections (HAProxy to the
+/// workers, the load driver to HAProxy) while a test runs, so a scale-up could find its port
+/// busy.
 pub fn free_port_range(n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (lo, hi) = (10_000u32, ephemeral_low.saturating_sub(n as u32 + 1).max(10_100));
+    // Spread concurrent test binaries over the range: seed from the pid and the clock.
+    let mut x = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        if base == 0 || base as u32 + n as u32 > 65_000 {
-            continue;
-        }
-        let all_free = (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if all_free {
+    for _ in 0..500 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let base = (lo + (x % (hi - lo) as u64) as u32) as u16;
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
     }
@@ -124,6 +136,17 @@ impl Cluster {
             .arg("-s")
             .arg(self.dir.path().join("redis.sock"))
             .args(["--no-auth-warning", "-a", pass.trim()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// redis-cli against another Redis socket (no password).
+    pub fn redis_url_cli(&self, sock: &Path, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-s")
+            .arg(sock)
             .args(args)
             .output()
             .expect("redis-cli");
