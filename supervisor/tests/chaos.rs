@@ -32,7 +32,10 @@ impl Faults<'_> {
         self.load.reset_outage();
         let t = Instant::now();
         inject(self.cluster);
-        wait_status(self.cluster, name, |s| all_up(s, workers) && s["redis"]["up"] == true).await;
+        wait_status(self.cluster, name, |s| {
+            all_up(s, workers) && s["redis"]["up"] == true
+        })
+        .await;
         self.load.wait_all_online(Duration::from_secs(20)).await;
         // Let traffic flow on the healed cluster before the next fault.
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -68,8 +71,10 @@ async fn acked_messages_survive_worker_haproxy_and_redis_faults() {
         load: &load,
         rows: Vec::new(),
     };
-    f.fault("SIGKILL worker-1", 3, |c| kill("-9", worker_pid(&c.status(), 1)))
-        .await;
+    f.fault("SIGKILL worker-1", 3, |c| {
+        kill("-9", worker_pid(&c.status(), 1))
+    })
+    .await;
     f.fault("SIGKILL worker-0 and worker-2 at once", 3, |c| {
         let s = c.status();
         kill("-9", worker_pid(&s, 0));
@@ -123,8 +128,15 @@ async fn acked_messages_survive_worker_haproxy_and_redis_faults() {
         report.reconnects,
         report.errors
     );
-    assert!(report.acked > 1000, "enough traffic to mean something: {report:?}");
-    assert!(report.lost.is_empty(), "acked but never received: {:?}", report.lost);
+    assert!(
+        report.acked > 1000,
+        "enough traffic to mean something: {report:?}"
+    );
+    assert!(
+        report.lost.is_empty(),
+        "acked but never received: {:?}",
+        report.lost
+    );
     load.stop().await;
 
     // No leak: after down, none of the processes ever started is left.
@@ -151,7 +163,10 @@ impl Drop for Reaped {
 /// An external Redis (no persistence) that vanishes for a few seconds and comes back empty.
 #[tokio::test]
 async fn external_redis_vanishing_and_returning_empty() {
-    let rdir = tempfile::Builder::new().prefix("rx").tempdir_in("/tmp").unwrap();
+    let rdir = tempfile::Builder::new()
+        .prefix("rx")
+        .tempdir_in("/tmp")
+        .unwrap();
     let sock = rdir.path().join("r.sock");
     let start_redis = || {
         let child = Command::new("redis-server")
@@ -188,18 +203,33 @@ async fn external_redis_vanishing_and_returning_empty() {
     let _ = std::fs::remove_file(&sock);
     let went_down = Instant::now();
     wait_status(&c, "workers /health 503", |s| {
-        s["workers"].as_array().unwrap().iter().all(|w| w["health"] == 503)
+        s["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["health"] == 503)
     })
     .await;
     let acked_at_outage = load.acked_count();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(load.acked_count(), acked_at_outage, "nothing is acked while Redis is gone");
-    assert!(load.error_count("unavailable") > 0, "sends answered `unavailable`");
+    assert_eq!(
+        load.acked_count(),
+        acked_at_outage,
+        "nothing is acked while Redis is gone"
+    );
+    assert!(
+        load.error_count("unavailable") > 0,
+        "sends answered `unavailable`"
+    );
 
     let redis = start_redis();
     let outage = went_down.elapsed();
     wait_status(&c, "workers healthy again", |s| {
-        s["workers"].as_array().unwrap().iter().all(|w| w["health"] == 200)
+        s["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["health"] == 200)
     })
     .await;
     // The workers put their live users back by themselves: no client had to reconnect.
@@ -209,7 +239,10 @@ async fn external_redis_vanishing_and_returning_empty() {
         if online == "100" {
             break;
         }
-        assert!(Instant::now() < deadline, "only {online} users re-registered");
+        assert!(
+            Instant::now() < deadline,
+            "only {online} users re-registered"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let healed = went_down.elapsed();
@@ -226,7 +259,10 @@ async fn external_redis_vanishing_and_returning_empty() {
     );
     assert!(report.acked > before.acked, "traffic flowed again");
     assert!(report.lost.is_empty(), "{:?}", report.lost);
-    assert_eq!(report.reconnects, reconnects_before, "no client was disconnected");
+    assert_eq!(
+        report.reconnects, reconnects_before,
+        "no client was disconnected"
+    );
     load.stop().await;
     c.ok(&["down"]);
     drop(redis);

@@ -21,7 +21,10 @@ pub fn free_port_range(n: u16) -> u16 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
         .unwrap_or(32768);
-    let (lo, hi) = (10_000u32, ephemeral_low.saturating_sub(n as u32 + 1).max(10_100));
+    let (lo, hi) = (
+        10_000u32,
+        ephemeral_low.saturating_sub(n as u32 + 1).max(10_100),
+    );
     // Spread concurrent test binaries over the range: seed from the pid and the clock.
     let mut x = std::process::id() as u64
         ^ std::time::SystemTime::now()
