@@ -244,6 +244,13 @@ pub async fn on_connect(socket: SocketRef, State(app): State<App>) {
     socket.on(events::LIST_USERS, on_list_users);
     socket.on_fallback(on_unknown_event);
     socket.on_disconnect(on_disconnect);
+    // A transport can close before this handler runs (a client that connects and sends
+    // garbage at once): socketioxide then had no disconnect handler to call. Nothing awaits
+    // above, so on this single thread the check below cannot race with a close.
+    if !socket.connected() {
+        app.registry.disconnect(socket.id);
+        app.metrics.disconnected();
+    }
 }
 
 async fn on_log_in(
