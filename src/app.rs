@@ -3,6 +3,7 @@
 //! channel are fanned out to local sockets by [`App::on_delivery`].
 
 use crate::config::Limits;
+use crate::link::LinkConnection;
 use crate::metrics::Metrics;
 use crate::protocol::{
     self, events, ChatError, Delivered, ErrorCode, LogIn, NewMessage, RoomMessage, RoomRef,
@@ -10,7 +11,6 @@ use crate::protocol::{
 };
 use crate::registry::Registry;
 use crate::store::{now_ms, Delivery, Store};
-use redis::aio::ConnectionManager;
 use serde_json::{json, Value};
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
@@ -29,7 +29,7 @@ pub struct App(Arc<AppInner>);
 
 pub struct AppInner {
     /// The only path to Redis.
-    pub store: Store<ConnectionManager>,
+    pub store: Store<LinkConnection>,
     /// This worker's sockets by user and room.
     pub registry: Registry,
     pub metrics: Metrics,

@@ -21,7 +21,7 @@ pub enum BusEvent {
 /// Runs until `shutdown` resolves. `on_event` is called on this task for every event, so
 /// deliveries keep their publish order.
 pub async fn run_subscriber(
-    client: redis::Client,
+    link: std::sync::Arc<crate::link::Link>,
     channel: String,
     connect_timeout: Duration,
     mut on_event: impl FnMut(BusEvent),
@@ -31,6 +31,8 @@ pub async fn run_subscriber(
     let mut backoff = Duration::from_millis(100);
     loop {
         let attempt = async {
+            // Asked anew each time: after a Sentinel failover this is the new primary.
+            let client = link.client().await?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)

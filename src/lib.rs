@@ -22,6 +22,7 @@ pub mod config;
 pub mod control;
 #[cfg(feature = "worker")]
 pub mod http;
+pub mod link;
 #[cfg(feature = "worker")]
 pub mod metrics;
 pub mod paths;

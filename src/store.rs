@@ -244,6 +244,8 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("redis: {0}")]
     Redis(#[from] RedisError),
+    #[error("only {got} of {want} replicas confirmed the write")]
+    NotReplicated { got: i64, want: u32 },
 }
 
 /// One message a worker's channel carries (the payloads the scripts above publish).
@@ -334,6 +336,8 @@ pub struct Store<C> {
     /// Longest wait for any Redis call before answering `unavailable`.
     timeout: Duration,
     inbox: InboxBounds,
+    /// `WAIT` for this many replicas after storing a direct message (0 = don't).
+    min_replicas: u32,
 }
 
 /// A raw stream entry as XRANGE returns it: id and a flat field/value list.
@@ -425,7 +429,14 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             instance: instance.into(),
             timeout,
             inbox,
+            min_replicas: 0,
         }
+    }
+
+    /// With replicas: a direct message is acked only once this many replicas have it.
+    pub fn with_min_replicas(mut self, n: u32) -> Self {
+        self.min_replicas = n;
+        self
     }
 
     pub fn instance(&self) -> &str {
@@ -573,7 +584,26 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             .arg(self.inbox.max_len)
             .arg(self.min_id(sent_at))
             .arg(self.inbox.ttl.as_millis() as u64);
-        self.bounded(inv.invoke_async(&mut con)).await
+        let id: String = self.bounded(inv.invoke_async(&mut con)).await?;
+        if self.min_replicas > 0 {
+            // WAIT covers every write sent before it on this connection, the XADD included.
+            let wait_ms = (self.timeout.as_millis() as u64 / 2).max(1);
+            let got: i64 = self
+                .bounded(
+                    redis::cmd("WAIT")
+                        .arg(self.min_replicas)
+                        .arg(wait_ms)
+                        .query_async(&mut con),
+                )
+                .await?;
+            if got < self.min_replicas as i64 {
+                return Err(StoreError::NotReplicated {
+                    got,
+                    want: self.min_replicas,
+                });
+            }
+        }
+        Ok(id)
     }
 
     /// `to` acknowledged message `id` from `sender`; `Ok(true)` for the first ack.

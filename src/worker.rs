@@ -4,12 +4,12 @@
 use crate::app::{on_connect, App, AppInner};
 use crate::bus::{run_subscriber, BusEvent};
 use crate::config::Limits;
+use crate::link::{Link, LinkConnection};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::{InboxBounds, Store};
 use anyhow::Context;
 use hyper_util::rt::TokioIo;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use socketioxide::{ParserConfig, SocketIo};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +42,8 @@ pub struct WorkerConfig {
     pub ack_timeout: Duration,
     /// `[auth] secret`; `None` = auth off.
     pub auth_secret: Option<String>,
+    /// Replicas that must have a direct message before its ack (`WAIT`); 0 = none.
+    pub min_replicas_acked: u32,
 }
 
 impl WorkerConfig {
@@ -55,6 +57,7 @@ impl WorkerConfig {
             ws_read_buffer: 4096,
             ack_timeout: Duration::from_secs(30),
             auth_secret: None,
+            min_replicas_acked: 0,
         }
     }
 }
@@ -82,20 +85,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let password = std::env::var(crate::store::PASSWORD_ENV).ok();
-    let client =
-        crate::store::redis_client(&config.redis_url, password.as_deref()).with_context(|| {
-            format!(
-                "bad --redis URL {:?}",
-                crate::store::redact_url(&config.redis_url)
-            )
-        })?;
-    let manager_config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(REDIS_TIMEOUT))
-        .set_response_timeout(Some(REDIS_TIMEOUT))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_millis(500));
-    let con = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-        .context("cannot set up the redis connection")?;
+    let link = Link::new(&config.redis_url, password, REDIS_TIMEOUT)
+        .map_err(anyhow::Error::msg)
+        .context("bad --redis URL")?;
+    let con = LinkConnection(link.clone());
     let instance = instance_id(config.id);
     let store = Store::new(
         con,
@@ -106,7 +99,8 @@ pub async fn run(
             max_len: config.limits.inbox_max,
             ttl: config.limits.inbox_ttl(),
         },
-    );
+    )
+    .with_min_replicas(config.min_replicas_acked);
     let channel = store.channel();
     let app = App::new(AppInner {
         store,
@@ -152,7 +146,7 @@ pub async fn run(
     let subscriber = tokio::spawn({
         let app = app.clone();
         run_subscriber(
-            client,
+            link,
             channel,
             REDIS_TIMEOUT,
             move |event| match event {

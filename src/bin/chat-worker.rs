@@ -17,7 +17,8 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Redis URL: redis://[:password@]host:port, rediss://…, or redis+unix:///path.
+    /// Redis URL: redis://[:password@]host:port, rediss://…, redis+unix:///path, or
+    /// redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE.
     #[arg(long)]
     redis: String,
     /// Worker number, shown in logs and part of its Redis identity.
@@ -44,6 +45,10 @@ struct Args {
     /// Seconds an unacknowledged message is kept.
     #[arg(long, default_value_t = Limits::default().inbox_ttl)]
     inbox_ttl: u64,
+    /// Replicas that must confirm a direct message before its ack (Redis `WAIT`); default 1
+    /// with a redis+sentinel:// URL, else 0.
+    #[arg(long)]
+    min_replicas_acked: Option<u32>,
     /// WebSocket read buffer per connection, in bytes.
     #[arg(long, default_value_t = 4096)]
     ws_read_buffer: usize,
@@ -74,6 +79,13 @@ fn main() -> anyhow::Result<()> {
         auth_secret: std::env::var(chat::auth::SECRET_ENV)
             .ok()
             .filter(|s| !s.is_empty()),
+        min_replicas_acked: args.min_replicas_acked.unwrap_or(
+            if args.redis.starts_with("redis+sentinel://") {
+                1
+            } else {
+                0
+            },
+        ),
         ..WorkerConfig::new(args.id, args.redis)
     };
     // One thread per worker is the point of one worker per core.

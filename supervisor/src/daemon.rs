@@ -315,9 +315,14 @@ impl Supervisor {
 
     /// PING with the round-trip time in ms, or `None`.
     pub async fn redis_ping(&self) -> Option<f64> {
-        let client =
-            chat::store::redis_client(&self.redis.url, self.redis.password.as_deref()).ok()?;
+        let link = chat::link::Link::new(
+            &self.redis.url,
+            self.redis.password.clone(),
+            Duration::from_secs(2),
+        )
+        .ok()?;
         let attempt = async {
+            let client = link.client().await.ok()?;
             let mut con = client.get_multiplexed_async_connection().await.ok()?;
             let t = Instant::now();
             let _: String = redis::cmd("PING").query_async(&mut con).await.ok()?;
@@ -412,7 +417,11 @@ impl Supervisor {
             ])
             .args(["--messages-per-second", &l.messages_per_second.to_string()])
             .args(["--inbox-max", &l.inbox_max.to_string()])
-            .args(["--inbox-ttl", &l.inbox_ttl.to_string()]);
+            .args(["--inbox-ttl", &l.inbox_ttl.to_string()])
+            .args([
+                "--min-replicas-acked",
+                &self.settings.min_replicas_acked.to_string(),
+            ]);
         if let Some(pw) = &self.redis.password {
             cmd.env(chat::store::PASSWORD_ENV, pw);
         }
