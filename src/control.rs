@@ -67,6 +67,21 @@ pub struct StatusReport {
     pub workers: Vec<WorkerStatus>,
     pub haproxy: HaproxyStatus,
     pub redis: RedisStatus,
+    /// With `--advertise`: every live worker of the service, on every host.
+    #[serde(default)]
+    pub members: Vec<MemberStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// The host's advertised address.
+    pub host: String,
+    pub port: u16,
+    /// The worker's number on its host.
+    pub worker: u32,
+    pub pid: Option<u32>,
+    /// On this host.
+    pub local: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -236,7 +236,16 @@ async fn heartbeat_loop(app: App, stopped: impl Future<Output = ()>) {
             continue;
         }
         let result = match app.store.heartbeat(app.liveness_ttl).await {
-            Ok(fresh) if fresh || !was_up => app.resync().await,
+            Ok(fresh) if fresh || !was_up => {
+                let r = app.resync().await;
+                if r.is_ok() {
+                    // Messages sent while our users were missing from the user map were
+                    // stored but published to nobody: send every local user its inbox.
+                    let app = app.clone();
+                    tokio::spawn(async move { app.redeliver_pending().await });
+                }
+                r
+            }
             Ok(_) => Ok(()),
             Err(e) => Err(e),
         };

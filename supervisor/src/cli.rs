@@ -84,4 +84,19 @@ pub struct UpArgs {
     /// Seconds a draining worker may take.
     #[arg(long)]
     pub drain_timeout: Option<u64>,
+    /// Join a multi-host service: workers listen on ADDR and are registered in the shared
+    /// Redis, so every front door (a chatctl running HAProxy) routes to them.
+    #[arg(long, value_name = "ADDR")]
+    pub advertise: Option<String>,
+    /// `off` runs workers only (another host's HAProxy is the front door).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub haproxy: Option<bool>,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected `on` or `off`, not {s:?}")),
+    }
 }

@@ -8,14 +8,15 @@
 //! `down`) are serialized by an async mutex.
 
 use crate::haproxy::{self, CfgView, Server};
+use crate::membership::{self, MemberInfo};
 use crate::plan::{plan_scale, worker_core, worker_port};
 use crate::policy::{CrashHistory, Decision, RestartPolicy};
 use crate::procs::{self, harden, spawn_logged, LogSink};
 use crate::settings::{RedisChoice, Settings};
 use anyhow::{bail, Context};
 use chat::control::{
-    HaproxyStatus, RedisStatus, Request, Response, ServerStatus, StatusReport, SupervisorStatus,
-    WorkerState, WorkerStatus,
+    HaproxyStatus, MemberStatus, RedisStatus, Request, Response, ServerStatus, StatusReport,
+    SupervisorStatus, WorkerState, WorkerStatus,
 };
 use chat::paths::StateDir;
 use std::collections::BTreeMap;
@@ -64,6 +65,9 @@ struct Shared {
     generation: u64,
     /// `down` in progress: nothing is restarted any more.
     stopping: bool,
+    /// With `--advertise`: the service's live workers (all hosts) last read from Redis; the
+    /// HAProxy configuration lists exactly these.
+    members: Vec<MemberInfo>,
     seq: u64,
 }
 
@@ -86,6 +90,8 @@ pub struct Supervisor {
     /// Echo children's output to the terminal, prefixed by name.
     echo: bool,
     redis: RedisTarget,
+    /// The shared Redis, for service membership (with `--advertise`).
+    link: Option<Arc<chat::link::Link>>,
     policy: RestartPolicy,
     shared: Mutex<Shared>,
     ops: tokio::sync::Mutex<()>,
@@ -179,7 +185,10 @@ pub fn preflight(settings: &Settings, state_dir: &StateDir) -> anyhow::Result<Pr
     }
     for (port, flag) in ports {
         let addr = if flag == "--base-port" {
-            "127.0.0.1".to_owned()
+            settings
+                .advertise
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1".to_owned())
         } else {
             settings.haproxy.bind.clone()
         };
@@ -228,7 +237,15 @@ impl Supervisor {
             },
         };
         let (shutdown, _) = watch::channel(false);
+        let link = match &settings.advertise {
+            Some(_) => Some(
+                chat::link::Link::new(&redis.url, redis.password.clone(), Duration::from_secs(2))
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            None => None,
+        };
         Ok(Arc::new(Supervisor {
+            link,
             fd_limit: procs::raise_fd_limit(),
             settings,
             state_dir,
@@ -243,6 +260,19 @@ impl Supervisor {
             ops: tokio::sync::Mutex::new(()),
             shutdown,
         }))
+    }
+
+    /// Where local workers listen: the advertised address in a multi-host service.
+    fn worker_host(&self) -> &str {
+        self.settings.advertise.as_deref().unwrap_or("127.0.0.1")
+    }
+
+    /// HAProxy's name (and cookie) for local worker `id`.
+    fn server_name(&self, id: u32, port: u16) -> String {
+        match &self.settings.advertise {
+            Some(host) => membership::server_name(host, port),
+            None => format!("w{id}"),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
@@ -405,7 +435,7 @@ impl Supervisor {
         cmd.args(["--port", &port.to_string()])
             .args(["--redis", &self.redis.url])
             .args(["--id", &id.to_string()])
-            .args(["--host", "127.0.0.1"])
+            .args(["--host", self.worker_host()])
             .args([
                 "--drain-timeout",
                 &self.settings.drain_timeout.as_secs().to_string(),
@@ -539,7 +569,7 @@ impl Supervisor {
                 }
                 slot.port
             };
-            if health(port).await == 200 {
+            if health(self.worker_host(), port).await == 200 {
                 let mut s = self.lock();
                 if let Some(slot) = s.slots.get_mut(&id) {
                     slot.health = 200;
@@ -606,7 +636,7 @@ impl Supervisor {
                 .map(|(id, s)| (*id, s.port))
                 .collect();
             for (id, port) in ports {
-                let code = health(port).await;
+                let code = health(self.worker_host(), port).await;
                 let mut s = self.lock();
                 if let Some(slot) = s.slots.get_mut(&id) {
                     slot.health = code;
@@ -622,16 +652,27 @@ impl Supervisor {
 
     fn cfg_view(&self, generation: u64) -> CfgView {
         let h = &self.settings.haproxy;
-        let servers = self
-            .lock()
-            .slots
-            .iter()
-            .map(|(id, s)| Server {
-                name: format!("w{id}"),
-                addr: "127.0.0.1".into(),
-                port: s.port,
-            })
-            .collect();
+        let servers = if self.settings.advertise.is_some() {
+            self.lock()
+                .members
+                .iter()
+                .map(|m| Server {
+                    name: membership::server_name(&m.host, m.port),
+                    addr: m.host.clone(),
+                    port: m.port,
+                })
+                .collect()
+        } else {
+            self.lock()
+                .slots
+                .iter()
+                .map(|(id, s)| Server {
+                    name: self.server_name(*id, s.port),
+                    addr: self.worker_host().to_owned(),
+                    port: s.port,
+                })
+                .collect()
+        };
         CfgView {
             generation,
             bind: h.bind.clone(),
@@ -755,6 +796,11 @@ impl Supervisor {
         for id in 0..self.settings.workers {
             self.wait_worker_healthy(id).await?;
         }
+        if self.link.is_some() {
+            self.register_local().await;
+            self.refresh_members().await;
+            tokio::spawn(self.clone().membership_loop());
+        }
         if self.settings.haproxy.enabled {
             let generation = self.write_cfg().await?;
             self.spawn_haproxy()?;
@@ -773,7 +819,7 @@ impl Supervisor {
                 bail!("worker {id} would need a port past 65535");
             }
             let port = worker_port(self.settings.base_port, *id).unwrap_or(0);
-            if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            if let Err(e) = std::net::TcpListener::bind((self.worker_host(), port)) {
                 bail!("port {port} for worker-{id} is not free ({e}): free it or scale to fewer workers");
             }
         }
@@ -791,6 +837,8 @@ impl Supervisor {
             }
         }
         if !plan.start.is_empty() {
+            self.register_local().await;
+            self.refresh_members().await;
             self.reload_haproxy().await?;
         }
         if !plan.stop.is_empty() {
@@ -802,6 +850,7 @@ impl Supervisor {
                 self.stop_worker(*id).await;
                 self.lock().slots.remove(id);
             }
+            self.refresh_members().await;
             self.reload_haproxy().await?;
         }
         Ok(format!(
@@ -813,10 +862,24 @@ impl Supervisor {
     /// New clients stop going to `w<id>` (drain), then nothing does (maint) so that its
     /// clients, reconnecting with its stickiness cookie, are redispatched elsewhere.
     async fn retire_from_haproxy(&self, admin: &std::path::Path, id: u32) {
+        let port = {
+            let mut s = self.lock();
+            match s.slots.get_mut(&id) {
+                Some(slot) => {
+                    // From here on it is on its way out: not re-registered, not restarted.
+                    slot.state = WorkerState::Draining;
+                    slot.stopping = true;
+                    slot.port
+                }
+                None => 0,
+            }
+        };
+        // Other front doors drop it when it leaves the membership.
+        self.deregister(&[id]).await;
         if !self.settings.haproxy.enabled {
             return;
         }
-        let name = format!("w{id}");
+        let name = self.server_name(id, port);
         for state in ["drain", "maint"] {
             if let Err(e) = haproxy::set_server_state(admin, &name, state).await {
                 tracing::warn!("set {name} {state}: {e:#}");
@@ -841,8 +904,10 @@ impl Supervisor {
             }
             self.spawn_worker(*id)?;
             self.wait_worker_healthy(*id).await?;
+            self.register_local().await;
             if self.settings.haproxy.enabled {
-                haproxy::set_server_state(&admin, &format!("w{id}"), "ready").await?;
+                let port = self.lock().slots.get(id).map(|s| s.port).unwrap_or(0);
+                haproxy::set_server_state(&admin, &self.server_name(*id, port), "ready").await?;
                 self.wait_server_up(&admin, *id).await?;
             }
         }
@@ -850,7 +915,8 @@ impl Supervisor {
     }
 
     async fn wait_server_up(&self, admin: &std::path::Path, id: u32) -> anyhow::Result<()> {
-        let name = format!("w{id}");
+        let port = self.lock().slots.get(&id).map(|s| s.port).unwrap_or(0);
+        let name = self.server_name(id, port);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let csv = haproxy::cli(admin, "show stat").await.unwrap_or_default();
@@ -873,6 +939,7 @@ impl Supervisor {
         let _op = self.ops.lock().await;
         self.lock().stopping = true;
         let ids: Vec<u32> = self.lock().slots.keys().copied().collect();
+        self.deregister(&ids).await;
         futures_util::future::join_all(ids.iter().map(|id| self.stop_worker(*id))).await;
         for redis in [false, true] {
             let pid = {
@@ -905,6 +972,106 @@ impl Supervisor {
             }
         }
         let _ = std::fs::remove_file(self.state_dir.pid_file());
+    }
+
+    // ---------------------------------------------------------------- membership
+
+    /// Registers this host's healthy workers and withdraws the others.
+    async fn register_local(&self) {
+        let Some(link) = &self.link else { return };
+        let host = self.worker_host().to_owned();
+        let (healthy, unhealthy): (Vec<MemberInfo>, Vec<String>) = {
+            let s = self.lock();
+            let mut healthy = Vec::new();
+            let mut unhealthy = Vec::new();
+            for (id, slot) in &s.slots {
+                let ok = slot.state == WorkerState::Up && slot.health == 200 && !slot.stopping;
+                if ok && !s.stopping {
+                    healthy.push(MemberInfo {
+                        host: host.clone(),
+                        port: slot.port,
+                        worker: *id,
+                        pid: slot.pid,
+                    });
+                } else {
+                    unhealthy.push(format!("{host}:{}", slot.port));
+                }
+            }
+            (healthy, unhealthy)
+        };
+        let mut con = chat::link::LinkConnection(link.clone());
+        if let Err(e) = membership::register(&mut con, &healthy).await {
+            tracing::warn!("cannot register workers in redis: {e}");
+        }
+        if let Err(e) = membership::deregister(&mut con, &unhealthy).await {
+            tracing::debug!("cannot withdraw workers: {e}");
+        }
+    }
+
+    async fn deregister(&self, ids: &[u32]) {
+        let Some(link) = &self.link else { return };
+        let keys: Vec<String> = {
+            let s = self.lock();
+            ids.iter()
+                .filter_map(|id| s.slots.get(id))
+                .map(|slot| format!("{}:{}", self.worker_host(), slot.port))
+                .collect()
+        };
+        let mut con = chat::link::LinkConnection(link.clone());
+        if let Err(e) = membership::deregister(&mut con, &keys).await {
+            tracing::warn!("cannot withdraw workers from redis: {e}");
+        }
+    }
+
+    /// Reads the live members; `true` when the set changed.
+    async fn refresh_members(&self) -> bool {
+        let Some(link) = &self.link else {
+            return false;
+        };
+        let mut con = chat::link::LinkConnection(link.clone());
+        match membership::live(&mut con).await {
+            Ok(members) => {
+                let mut s = self.lock();
+                let changed = s.members != members;
+                s.members = members;
+                changed
+            }
+            Err(e) => {
+                // Keep routing to the last known set while Redis is away.
+                tracing::warn!("cannot read the service's members: {e}");
+                false
+            }
+        }
+    }
+
+    /// Every second: refresh our registrations and, as a front door, follow the member set.
+    async fn membership_loop(self: Sup) {
+        let mut rx = self.shutdown.subscribe();
+        loop {
+            tokio::select! {
+                _ = rx.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if self.lock().stopping {
+                return;
+            }
+            self.register_local().await;
+            if !self.settings.haproxy.enabled {
+                continue;
+            }
+            // Scale and reload render and reload themselves; don't interleave with them.
+            let Ok(_op) = self.ops.try_lock() else {
+                continue;
+            };
+            let before: Vec<String> = self.lock().members.iter().map(MemberInfo::key).collect();
+            if self.refresh_members().await {
+                let after: Vec<String> = self.lock().members.iter().map(MemberInfo::key).collect();
+                tracing::info!("service members changed: {before:?} -> {after:?}");
+                if let Err(e) = self.reload_haproxy().await {
+                    tracing::error!("cannot reload haproxy for the new member set: {e:#}");
+                }
+            }
+        }
     }
 
     // ---------------------------------------------------------------- status
@@ -953,7 +1120,7 @@ impl Supervisor {
                 _ => None,
             };
             let metrics = match w.pid {
-                Some(_) => worker_metrics(w.port).await,
+                Some(_) => worker_metrics(self.worker_host(), w.port).await,
                 None => None,
             };
             workers.push(WorkerStatus {
@@ -987,7 +1154,20 @@ impl Supervisor {
             Vec::new()
         };
         let rtt = self.redis_ping().await;
+        let members = self
+            .lock()
+            .members
+            .iter()
+            .map(|m| MemberStatus {
+                host: m.host.clone(),
+                port: m.port,
+                worker: m.worker,
+                pid: m.pid,
+                local: Some(m.host.as_str()) == self.settings.advertise.as_deref(),
+            })
+            .collect();
         StatusReport {
+            members,
             supervisor: SupervisorStatus {
                 pid: std::process::id(),
                 state_dir: self.state_dir.root().display().to_string(),
@@ -1045,13 +1225,16 @@ impl Supervisor {
 }
 
 /// A worker's `/health` status, 0 when it does not answer.
-pub async fn health(port: u16) -> u16 {
-    http_get(port, "/health").await.map(|r| r.0).unwrap_or(0)
+pub async fn health(host: &str, port: u16) -> u16 {
+    http_get(host, port, "/health")
+        .await
+        .map(|r| r.0)
+        .unwrap_or(0)
 }
 
 /// (connections, users) from a worker's `/metrics`.
-async fn worker_metrics(port: u16) -> Option<(u64, u64)> {
-    let (_, body) = http_get(port, "/metrics").await?;
+async fn worker_metrics(host: &str, port: u16) -> Option<(u64, u64)> {
+    let (_, body) = http_get(host, port, "/metrics").await?;
     let value = |name: &str| {
         body.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
@@ -1061,12 +1244,10 @@ async fn worker_metrics(port: u16) -> Option<(u64, u64)> {
 }
 
 /// A tiny HTTP/1.0 GET against a local worker: (status, body).
-async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+async fn http_get(host: &str, port: u16, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()?;
+        let mut s = tokio::net::TcpStream::connect((host, port)).await.ok()?;
         s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
             .await
             .ok()?;

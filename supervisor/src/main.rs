@@ -7,6 +7,7 @@ mod control;
 mod daemon;
 mod haproxy;
 mod logs;
+mod membership;
 mod plan;
 mod policy;
 mod procs;
@@ -103,7 +104,7 @@ async fn up(state_flag: Option<&PathBuf>, args: UpArgs) -> anyhow::Result<()> {
         SocketProbe::Absent | SocketProbe::Stale => {}
     }
     if args.detach && std::env::var_os(DETACHED_ENV).is_none() {
-        return detach(&state_dir, settings.workers).await;
+        return detach(&state_dir, settings.workers, settings.haproxy.enabled).await;
     }
     let pre = daemon::preflight(&settings, &state_dir)?;
     let foreground = std::env::var_os(DETACHED_ENV).is_none();
@@ -167,7 +168,7 @@ async fn wait_for_stop(sup: &std::sync::Arc<daemon::Supervisor>) {
 
 /// Starts the supervisor in the background (its own session, output in logs/chatctl.log)
 /// and returns once every worker is healthy and HAProxy serves.
-async fn detach(state_dir: &StateDir, workers: u32) -> anyhow::Result<()> {
+async fn detach(state_dir: &StateDir, workers: u32, haproxy: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(state_dir.logs_dir()).with_context(|| {
         format!(
             "cannot create {}: choose a writable --state-dir",
@@ -224,12 +225,16 @@ async fn detach(state_dir: &StateDir, workers: u32) -> anyhow::Result<()> {
                 && s.workers
                     .iter()
                     .all(|w| w.state == chat::control::WorkerState::Up)
-                && s.haproxy.pid.is_some();
+                && (s.haproxy.pid.is_some() || !haproxy);
             if ready {
+                let front = if haproxy {
+                    format!("HAProxy on port {}", s.haproxy.port)
+                } else {
+                    "no HAProxy here (--haproxy off)".to_owned()
+                };
                 println!(
-                    "cluster up in the background: {} workers, HAProxy on port {} (supervisor pid {}); `chatctl status`, `chatctl down`",
+                    "cluster up in the background: {} workers, {front} (supervisor pid {}); `chatctl status`, `chatctl down`",
                     s.workers.len(),
-                    s.haproxy.port,
                     s.supervisor.pid
                 );
                 return Ok(());

@@ -111,6 +111,21 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
             "--http-redirect-port needs --tls-cert (it redirects plain HTTP to HTTPS)".into(),
         );
     }
+    let advertise = flags.advertise.as_ref().or(file.cluster.advertise.as_ref());
+    if let Some(a) = advertise {
+        if a.parse::<std::net::IpAddr>().is_err() {
+            errors.push(format!(
+                "--advertise takes this host's IP address as other hosts reach it, not {a:?}"
+            ));
+        }
+    }
+    let haproxy_enabled = flags.haproxy.or(file.haproxy.enabled).unwrap_or(true);
+    if !haproxy_enabled && advertise.is_none() {
+        errors.push(
+            "--haproxy off needs --advertise ADDR: without a front door elsewhere, nothing would reach the workers"
+                .into(),
+        );
+    }
     let limits = file.limits.apply(Limits::default());
     if limits.max_message_bytes == 0 || limits.inbox_max == 0 || limits.messages_per_second == 0 {
         errors.push(
@@ -136,9 +151,9 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
                 .or(file.cluster.drain_timeout)
                 .unwrap_or(10),
         ),
-        advertise: file.cluster.advertise.clone(),
+        advertise: flags.advertise.clone().or(file.cluster.advertise.clone()),
         haproxy: HaproxySettings {
-            enabled: file.haproxy.enabled.unwrap_or(true),
+            enabled: flags.haproxy.or(file.haproxy.enabled).unwrap_or(true),
             binary: file
                 .haproxy
                 .binary

@@ -67,6 +67,27 @@ pub fn render(r: &StatusReport) -> String {
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
+    if !r.members.is_empty() {
+        let members: Vec<String> = r
+            .members
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}:{} (worker-{}{})",
+                    m.host,
+                    m.port,
+                    m.worker,
+                    if m.local { ", here" } else { "" }
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nservice  {} workers: {}",
+            members.len(),
+            members.join(", ")
+        );
+    }
     let h = &r.haproxy;
     let servers: Vec<String> = h
         .servers
@@ -147,6 +168,7 @@ mod tests {
                 up: true,
                 rtt_ms: Some(0.12),
             },
+            members: vec![],
         };
         let t = render(&r);
         assert!(t.contains("worker-0  42   30001  0     up     1m15s   2         10     7      1.5%  8.0 MiB  UP"), "{t}");
