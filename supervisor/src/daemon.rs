@@ -232,7 +232,11 @@ impl Supervisor {
             }
             RedisChoice::External(url) => RedisTarget {
                 url: url.clone(),
-                password: None,
+                // For Sentinel URLs (which carry no data-node password) and to keep passwords
+                // off command lines: taken from the environment, handed on to the workers.
+                password: std::env::var(chat::store::PASSWORD_ENV)
+                    .ok()
+                    .filter(|p| !p.is_empty()),
                 embedded: false,
             },
         };
