@@ -1,0 +1,42 @@
+//! A short smoke of the load generator against a real cluster (benchmarks themselves are not
+//! tests: see BENCHMARKS.md). Proves the bench tool still speaks the protocol end to end.
+
+mod support;
+
+use support::*;
+
+#[tokio::test]
+async fn chat_bench_smoke_through_haproxy() {
+    let c = Cluster::up(2);
+    wait_status(&c, "2 workers up", |s| all_up(s, 2)).await;
+    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_chatctl")).with_file_name("chat-bench");
+    assert!(
+        bench.exists(),
+        "build the workspace first: cargo build --workspace"
+    );
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new(&bench)
+            .args(["--url", &c.url(), "--connections", "20", "--duration", "3"])
+            .args(["--rate", "50", "--json"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("chat-bench finished in time")
+    .expect("run chat-bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("JSON summary on stdout");
+    assert_eq!(summary["connect"]["logged_in"], 20, "{summary:#}");
+    assert!(
+        summary["messages"]["acked_ok"].as_u64().unwrap_or(0) > 0,
+        "{summary:#}"
+    );
+    assert_eq!(summary["messages"]["lost"], 0, "{summary:#}");
+    assert_eq!(summary["messages"]["ack_errors"], 0, "{summary:#}");
+}
