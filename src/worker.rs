@@ -54,7 +54,7 @@ impl WorkerConfig {
             redis_prefix: "chat:".into(),
             limits: Limits::default(),
             drain_timeout: Duration::from_secs(10),
-            ws_read_buffer: 4096,
+            ws_read_buffer: 1024,
             ack_timeout: Duration::from_secs(30),
             auth_secret: None,
             min_replicas_acked: 0,

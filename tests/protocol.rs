@@ -479,3 +479,27 @@ async fn http_face_serves_page_health_and_metrics() {
     assert_eq!(w.metric("chat_redis_up").await, 1.0);
     assert_eq!(w.get("/nope").await.0, 404);
 }
+
+#[tokio::test]
+async fn a_message_of_exactly_max_message_bytes_is_delivered_intact() {
+    // 16384 bytes by default, read through a 1 KiB WebSocket read buffer in several chunks.
+    let cluster = Cluster::start(2).await;
+    let (alice, _) = cluster.w(0).login("alice").await;
+    let (mut bob, _) = cluster.w(1).login("bob").await;
+    let text: String = "é".repeat(8192);
+    assert_eq!(text.len(), 16384);
+    send(&alice, "bob", &text).await;
+    let ev = bob
+        .wait_for("big message", WAIT, is_new_message)
+        .await
+        .unwrap();
+    assert_eq!(ev.data()["message"].as_str().unwrap(), text);
+    let ack = alice
+        .emit_ack(
+            "send message",
+            json!({"username":"bob","message": format!("{text}x")}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack["error"]["code"], "message_too_large");
+}

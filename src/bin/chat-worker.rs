@@ -49,8 +49,9 @@ struct Args {
     /// with a redis+sentinel:// URL, else 0.
     #[arg(long)]
     min_replicas_acked: Option<u32>,
-    /// WebSocket read buffer per connection, in bytes.
-    #[arg(long, default_value_t = 4096)]
+    /// WebSocket read buffer per connection, in bytes (a read chunk, not a message limit:
+    /// larger messages are read in several chunks). Small saves memory per idle connection.
+    #[arg(long, default_value_t = 1024)]
     ws_read_buffer: usize,
 }
 
