@@ -189,6 +189,10 @@ async fn second_up_on_a_live_state_dir_fails_clearly() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already up"), "{err}");
+    // Tokens need `[auth] secret`: say so.
+    let out = c.chatctl(&["token", "alice"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auth is off"));
     // The control socket is private to its owner.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(c.dir.path().join("chatctl.sock"))
@@ -288,4 +292,53 @@ fn busy_port_and_unwritable_state_dir_fail_before_starting_anything() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--state-dir"), "{err}");
+}
+
+#[tokio::test]
+async fn chatctl_token_logs_in_when_auth_is_on() {
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg.path(), "[auth]\nsecret = \"cluster-secret\"\n").unwrap();
+    let c = Cluster::up_with(1, &["--config", cfg.path().to_str().unwrap()]);
+    let token = c.ok(&["token", "alice", "--ttl", "60"]).trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let client = Client::connect(&c.url()).await.unwrap();
+    let denied = client
+        .emit_ack("log in", json!({"username": "alice"}))
+        .await
+        .unwrap();
+    assert_eq!(denied["error"]["code"], "unauthorized");
+    let wrong_user = client
+        .emit_ack("log in", json!({"username": "mallory", "token": token}))
+        .await
+        .unwrap();
+    assert_eq!(wrong_user["error"]["code"], "unauthorized");
+    let ok = client
+        .emit_ack("log in", json!({"username": "alice", "token": token}))
+        .await
+        .unwrap();
+    assert_eq!(ok["ok"], true, "{ok}");
+    // The secret never appears on a worker's command line.
+    let pid = c.status()["workers"][0]["pid"].as_u64().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("cluster-secret"));
+}
+
+#[test]
+fn missing_binaries_say_which_package_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("chat.toml");
+    std::fs::write(&cfg, "[haproxy]\nbinary = \"/nonexistent/haproxy\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chatctl"))
+        .arg("--state-dir")
+        .arg(dir.path().join("s"))
+        .args(["up", "--workers", "1", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("install the `haproxy` package"), "{err}");
+    assert!(
+        !dir.path().join("s/chatctl.sock").exists(),
+        "nothing started"
+    );
 }
