@@ -328,23 +328,31 @@ impl Supervisor {
         let mut cmd = Command::new(&self.redis_bin);
         cmd.arg(&conf);
         harden(&mut cmd, None);
-        let mut child = spawn_logged(&mut cmd, self.sink("redis"))
+        let child = spawn_logged(&mut cmd, self.sink("redis"))
             .with_context(|| format!("cannot start {}", self.redis_bin.display()))?;
+        self.track_aux(true, child);
+        Ok(())
+    }
+
+    /// Records the embedded Redis (`redis`) or HAProxy master as running and watches for
+    /// its exit.
+    fn track_aux(self: &Sup, redis: bool, mut child: tokio::process::Child) {
         let pid = child.id().unwrap_or(0);
         let seq = {
             let mut s = self.lock();
             s.seq += 1;
-            s.redis.pid = Some(pid);
-            s.redis.seq = s.seq;
-            s.redis.started_at = Some(Instant::now());
-            s.seq
+            let seq = s.seq;
+            let aux = if redis { &mut s.redis } else { &mut s.haproxy };
+            aux.pid = Some(pid);
+            aux.seq = seq;
+            aux.started_at = Some(Instant::now());
+            seq
         };
         let me = self.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
-            me.aux_exited(true, seq, format!("{status:?}"));
+            me.aux_exited(redis, seq, format!("{status:?}"));
         });
-        Ok(())
     }
 
     /// PING with the round-trip time in ms, or `None`.
@@ -720,22 +728,9 @@ impl Supervisor {
             .arg("-f")
             .arg(self.state_dir.haproxy_cfg());
         harden(&mut cmd, None);
-        let mut child = spawn_logged(&mut cmd, self.sink("haproxy"))
+        let child = spawn_logged(&mut cmd, self.sink("haproxy"))
             .with_context(|| format!("cannot start {}", self.haproxy_bin.display()))?;
-        let pid = child.id().unwrap_or(0);
-        let seq = {
-            let mut s = self.lock();
-            s.seq += 1;
-            s.haproxy.pid = Some(pid);
-            s.haproxy.seq = s.seq;
-            s.haproxy.started_at = Some(Instant::now());
-            s.seq
-        };
-        let me = self.clone();
-        tokio::spawn(async move {
-            let status = child.wait().await;
-            me.aux_exited(false, seq, format!("{status:?}"));
-        });
+        self.track_aux(false, child);
         Ok(())
     }
 
