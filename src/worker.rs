@@ -121,6 +121,9 @@ pub async fn run(
         .max_payload(config.limits.max_engine_payload())
         .ws_max_message_size(config.limits.max_engine_payload() as usize)
         .ws_max_frame_size(config.limits.max_engine_payload() as usize)
+        // Read side: small chunks (memory per idle connection). Write side: socketioxide
+        // exposes no setting; tungstenite's `write_buffer_size` (128 KiB) is only a flush
+        // threshold and its Vec grows with pending output, so an idle socket holds none.
         .ws_read_buffer_size(config.ws_read_buffer)
         .max_buffer_size(256)
         .ack_timeout(config.ack_timeout)
