@@ -342,3 +342,59 @@ fn missing_binaries_say_which_package_to_install() {
         "nothing started"
     );
 }
+
+#[tokio::test]
+async fn a_killed_supervisor_orphans_nothing_and_its_stale_socket_is_replaced() {
+    let c = Cluster::up(2);
+    let s = wait_status(&c, "2 workers up", |s| all_up(s, 2)).await;
+    let pids = Cluster::our_pids(&s);
+    let supervisor = s["supervisor"]["pid"].as_u64().unwrap();
+    let _ = Command::new("kill")
+        .args(["-9", &supervisor.to_string()])
+        .status();
+    // PR_SET_PDEATHSIG: every child goes with it (workers drain, Redis and HAProxy stop).
+    let deadline = Instant::now() + WAIT;
+    while pids.iter().any(|p| pid_alive(*p)) {
+        assert!(
+            Instant::now() < deadline,
+            "orphans left: {:?}",
+            pids.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        c.dir.path().join("chatctl.sock").exists(),
+        "the socket is left behind, stale"
+    );
+    let out = c.chatctl(&["status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a stale socket is not a live cluster"
+    );
+    // A new `up` on the same state dir detects the stale socket and starts.
+    let port = free_port_range(1).to_string();
+    let base = free_port_range(2).to_string();
+    let out = c.chatctl(&[
+        "up",
+        "--workers",
+        "1",
+        "--port",
+        &port,
+        "--base-port",
+        &base,
+        "--bind",
+        "127.0.0.1",
+        "--detach",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = wait_status(&c, "1 worker up again", |s| all_up(s, 1)).await;
+    assert_eq!(
+        s["redis"]["up"], true,
+        "the embedded Redis restarts on its data"
+    );
+}
