@@ -10,7 +10,6 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::driver::Load;
-use support::*;
 
 const ADDR_A: &str = "10.231.0.1";
 const ADDR_B: &str = "10.231.0.2";
