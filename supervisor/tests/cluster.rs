@@ -189,6 +189,16 @@ async fn second_up_on_a_live_state_dir_fails_clearly() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already up"), "{err}");
+    // Logs: one child's file, or all of them prefixed by name; unknown names list the known.
+    let one = c.ok(&["logs", "worker-0"]);
+    assert!(one.contains("listening on 127.0.0.1:"), "{one}");
+    let all = c.ok(&["logs"]);
+    for name in ["worker-0 |", "haproxy |", "redis |"] {
+        assert!(all.contains(name), "{name} missing in all logs");
+    }
+    let out = c.chatctl(&["logs", "worker-9"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("available: chatctl"));
     // Tokens need `[auth] secret`: say so.
     let out = c.chatctl(&["token", "alice"]);
     assert_eq!(out.status.code(), Some(1));
