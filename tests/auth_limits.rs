@@ -6,15 +6,6 @@ use serde_json::json;
 use std::time::Duration;
 use support::*;
 
-async fn code_of(c: &Client, event: &str, data: serde_json::Value) -> String {
-    let ack = c.emit_ack(event, data).await.unwrap();
-    if ack["ok"] == true {
-        "ok".into()
-    } else {
-        ack["error"]["code"].as_str().unwrap().to_owned()
-    }
-}
-
 #[tokio::test]
 async fn log_in_needs_a_valid_token_for_that_user_when_auth_is_on() {
     let redis = Redis::start().await;
@@ -34,22 +25,22 @@ async fn log_in_needs_a_valid_token_for_that_user_when_auth_is_on() {
             payload["token"] = json!(t);
         }
         assert_eq!(
-            code_of(&c, "log in", payload).await,
+            ack_code(&c, "log in", payload).await,
             "unauthorized",
             "{token:?}"
         );
         // The socket stays logged out.
         assert_eq!(
-            code_of(&c, "send message", json!({"username":"x","message":"m"})).await,
+            ack_code(&c, "send message", json!({"username":"x","message":"m"})).await,
             "not_logged_in"
         );
     }
     assert_eq!(
-        code_of(&c, "log in", json!({"username": "alice", "token": good})).await,
+        ack_code(&c, "log in", json!({"username": "alice", "token": good})).await,
         "ok"
     );
     assert_eq!(
-        code_of(&c, "send message", json!({"username":"x","message":"m"})).await,
+        ack_code(&c, "send message", json!({"username":"x","message":"m"})).await,
         "ok"
     );
 }
@@ -59,7 +50,7 @@ async fn auth_is_off_without_a_secret() {
     let cluster = Cluster::start(1).await;
     let c = cluster.w(0).connect().await;
     assert_eq!(
-        code_of(&c, "log in", json!({"username": "free"})).await,
+        ack_code(&c, "log in", json!({"username": "free"})).await,
         "ok"
     );
 }
@@ -73,7 +64,7 @@ async fn max_connections_per_worker_refuses_new_handshakes_only() {
     let refused = Client::connect(&w.url()).await;
     assert!(refused.is_err(), "third connection must be refused");
     // Connected clients are untouched.
-    assert_eq!(code_of(&a, "list users", json!({})).await, "ok");
+    assert_eq!(ack_code(&a, "list users", json!({})).await, "ok");
     drop(a);
     wait_until("a slot to free up", WAIT, || async {
         match Client::connect(&w.url()).await {
@@ -93,7 +84,7 @@ async fn inbox_max_keeps_the_newest_messages() {
     let (a, _) = cluster.w(0).login("a").await;
     for i in 0..5 {
         assert_eq!(
-            code_of(
+            ack_code(
                 &a,
                 "send message",
                 json!({"username":"off","message":format!("m{i}")})
@@ -115,7 +106,7 @@ async fn inbox_ttl_expires_old_messages() {
     let cluster = Cluster::start_with(1, &["--inbox-ttl", "1"]).await;
     let (a, _) = cluster.w(0).login("a").await;
     assert_eq!(
-        code_of(
+        ack_code(
             &a,
             "send message",
             json!({"username":"late","message":"old"})

@@ -7,10 +7,6 @@ use serde_json::json;
 use std::time::Duration;
 use support::*;
 
-fn is_new_message(e: &chat_client::ServerEvent) -> bool {
-    e.name == "new message"
-}
-
 #[tokio::test]
 async fn messages_of_a_sigkilled_workers_user_arrive_at_the_next_log_in_elsewhere() {
     let mut cluster = Cluster::start(2).await;
@@ -18,14 +14,7 @@ async fn messages_of_a_sigkilled_workers_user_arrive_at_the_next_log_in_elsewher
     let (mut bob, _) = cluster.w(1).login("bob").await;
     let mut ids = Vec::new();
     for i in 0..3 {
-        let ack = alice
-            .emit_ack(
-                "send message",
-                json!({"username":"bob","message":format!("m{i}")}),
-            )
-            .await
-            .unwrap();
-        ids.push(ack["id"].as_str().unwrap().to_owned());
+        ids.push(send_ok(&alice, "bob", &format!("m{i}")).await);
     }
     for _ in 0..3 {
         // Received, never acknowledged.

@@ -2,22 +2,9 @@
 
 mod support;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 use support::*;
-
-fn is_new_message(e: &chat_client::ServerEvent) -> bool {
-    e.name == "new message"
-}
-
-async fn send(c: &Client, to: &str, text: &str) -> String {
-    let ack = c
-        .emit_ack("send message", json!({"username": to, "message": text}))
-        .await
-        .expect("send ack");
-    assert_eq!(ack["ok"], true, "send to {to}: {ack}");
-    ack["id"].as_str().expect("id is a string").to_owned()
-}
 
 #[tokio::test]
 async fn direct_message_crosses_workers_and_the_sender_gets_a_receipt() {
@@ -26,7 +13,7 @@ async fn direct_message_crosses_workers_and_the_sender_gets_a_receipt() {
     let (mut bob, _) = cluster.w(1).login("bob").await;
     let mut alice = alice;
 
-    let id = send(&alice, "bob", "hello across workers").await;
+    let id = send_ok(&alice, "bob", "hello across workers").await;
     let ev = bob
         .wait_for("new message", WAIT, is_new_message)
         .await
@@ -62,7 +49,7 @@ async fn a_direct_message_is_published_only_to_the_recipients_workers() {
     assert!(members.starts_with("1-"), "{members}");
 
     let before: Vec<f64> = futures_metric(&cluster, "chat_messages_delivered_total").await;
-    send(&alice, "bob", "only to worker 1").await;
+    send_ok(&alice, "bob", "only to worker 1").await;
     bob.wait_for("new message", WAIT, is_new_message)
         .await
         .unwrap();
@@ -89,7 +76,7 @@ async fn offline_inbox_is_delivered_at_log_in_oldest_first() {
     let (alice, _) = cluster.w(0).login("alice").await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(send(&alice, "carol", &format!("m{i}")).await);
+        ids.push(send_ok(&alice, "carol", &format!("m{i}")).await);
     }
     let mut carol = cluster.w(1).connect().await;
     let ack = carol
@@ -114,8 +101,8 @@ async fn unacknowledged_messages_come_again_with_the_same_ids_until_acked() {
     let cluster = Cluster::start(2).await;
     let (alice, _) = cluster.w(0).login("alice").await;
     let (mut dave, _) = cluster.w(1).login("dave").await;
-    let id1 = send(&alice, "dave", "one").await;
-    let id2 = send(&alice, "dave", "two").await;
+    let id1 = send_ok(&alice, "dave", "one").await;
+    let id2 = send_ok(&alice, "dave", "two").await;
     for id in [&id1, &id2] {
         let ev = dave.wait_for("live", WAIT, is_new_message).await.unwrap();
         assert_eq!(&ev.data()["id"], id);
@@ -148,7 +135,7 @@ async fn every_socket_of_a_user_on_any_worker_receives() {
     let (mut e1, _) = cluster.w(0).login("erin").await;
     let (mut e2, _) = cluster.w(1).login("erin").await;
     let (mut e3, _) = cluster.w(1).login("erin").await;
-    let id = send(&alice, "erin", "to all of you").await;
+    let id = send_ok(&alice, "erin", "to all of you").await;
     for c in [&mut e1, &mut e2, &mut e3] {
         let ev = c.wait_for("fan-out", WAIT, is_new_message).await.unwrap();
         assert_eq!(ev.data()["id"], id);
@@ -273,67 +260,52 @@ async fn list_users_is_sorted_and_follows_disconnects() {
     .await;
 }
 
-async fn error_code(c: &Client, event: &str, data: Value) -> String {
-    let ack = c.emit_ack(event, data).await.expect("ack");
-    assert_eq!(ack["ok"], false, "{event}: {ack}");
-    assert!(ack["error"]["message"]
-        .as_str()
-        .is_some_and(|m| !m.is_empty()));
-    ack["error"]["code"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn each_error_code_is_answered() {
     let cluster = Cluster::start_with(1, &["--max-message-bytes", "10"]).await;
     let c = cluster.w(0).connect().await;
     assert_eq!(
-        error_code(&c, "send message", json!({"username":"b","message":"m"})).await,
+        ack_code(&c, "send message", json!({"username":"b","message":"m"})).await,
         "not_logged_in"
     );
     assert_eq!(
-        error_code(&c, "join room", json!({"room":"r"})).await,
+        ack_code(&c, "join room", json!({"room":"r"})).await,
         "not_logged_in"
     );
+    assert_eq!(ack_code(&c, "list users", json!({})).await, "not_logged_in");
     assert_eq!(
-        error_code(&c, "list users", json!({})).await,
-        "not_logged_in"
-    );
-    assert_eq!(
-        error_code(&c, "log in", json!({"username":"bad name"})).await,
+        ack_code(&c, "log in", json!({"username":"bad name"})).await,
         "invalid_username"
     );
     assert_eq!(
-        error_code(&c, "log in", json!({"username": "x".repeat(33)})).await,
+        ack_code(&c, "log in", json!({"username": "x".repeat(33)})).await,
         "invalid_username"
     );
     assert_eq!(
-        error_code(&c, "log in", json!({"user":"a"})).await,
+        ack_code(&c, "log in", json!({"user":"a"})).await,
         "bad_request"
     );
-    assert_eq!(
-        error_code(&c, "log in", json!("alice")).await,
-        "bad_request"
-    );
-    assert_eq!(error_code(&c, "log in", json!(null)).await, "bad_request");
+    assert_eq!(ack_code(&c, "log in", json!("alice")).await, "bad_request");
+    assert_eq!(ack_code(&c, "log in", json!(null)).await, "bad_request");
     let ack = c
         .emit_ack("log in", json!({"username":"alice"}))
         .await
         .unwrap();
     assert_eq!(ack["ok"], true);
     assert_eq!(
-        error_code(&c, "send message", json!({"username":"b","message":""})).await,
+        ack_code(&c, "send message", json!({"username":"b","message":""})).await,
         "bad_request"
     );
     assert_eq!(
-        error_code(&c, "send message", json!({"username":"b","message":7})).await,
+        ack_code(&c, "send message", json!({"username":"b","message":7})).await,
         "bad_request"
     );
     assert_eq!(
-        error_code(&c, "send message", json!({"username":"b c","message":"m"})).await,
+        ack_code(&c, "send message", json!({"username":"b c","message":"m"})).await,
         "invalid_username"
     );
     assert_eq!(
-        error_code(
+        ack_code(
             &c,
             "send message",
             json!({"username":"b","message":"12345678901"})
@@ -342,9 +314,9 @@ async fn each_error_code_is_answered() {
         "message_too_large"
     );
     // 10 bytes exactly is fine; bytes, not characters, are counted ("é" is 2 bytes).
-    assert!(!send(&c, "b", "1234567890").await.is_empty());
+    assert!(!send_ok(&c, "b", "1234567890").await.is_empty());
     assert_eq!(
-        error_code(
+        ack_code(
             &c,
             "send message",
             json!({"username":"b","message":"éééééé"})
@@ -353,23 +325,23 @@ async fn each_error_code_is_answered() {
         "message_too_large"
     );
     assert_eq!(
-        error_code(&c, "join room", json!({"room":"no spaces"})).await,
+        ack_code(&c, "join room", json!({"room":"no spaces"})).await,
         "invalid_room"
     );
     assert_eq!(
-        error_code(&c, "join room", json!({"room": "r".repeat(65)})).await,
+        ack_code(&c, "join room", json!({"room": "r".repeat(65)})).await,
         "invalid_room"
     );
     assert_eq!(
-        error_code(&c, "leave room", json!({"room":"a/b"})).await,
+        ack_code(&c, "leave room", json!({"room":"a/b"})).await,
         "invalid_room"
     );
     assert_eq!(
-        error_code(&c, "room message", json!({"room":"r"})).await,
+        ack_code(&c, "room message", json!({"room":"r"})).await,
         "bad_request"
     );
     assert_eq!(
-        error_code(&c, "no such event", json!({})).await,
+        ack_code(&c, "no such event", json!({})).await,
         "bad_request"
     );
 }
@@ -488,7 +460,7 @@ async fn a_message_of_exactly_max_message_bytes_is_delivered_intact() {
     let (mut bob, _) = cluster.w(1).login("bob").await;
     let text: String = "é".repeat(8192);
     assert_eq!(text.len(), 16384);
-    send(&alice, "bob", &text).await;
+    send_ok(&alice, "bob", &text).await;
     let ev = bob
         .wait_for("big message", WAIT, is_new_message)
         .await

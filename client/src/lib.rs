@@ -362,6 +362,17 @@ async fn poll_reader(
     let _ = in_tx.send(Incoming::Closed(reason));
 }
 
+/// Runs a connect attempt bounded by `limit`; a timeout names `what`.
+async fn within(
+    limit: Duration,
+    what: String,
+    attempt: impl std::future::Future<Output = Result<Client, Error>>,
+) -> Result<Client, Error> {
+    tokio::time::timeout(limit, attempt)
+        .await
+        .map_err(|_| Error::Timeout(what))?
+}
+
 impl Client {
     /// Connects over WebSocket to `base` (`http://host:port` or `ws://host:port`) and joins
     /// namespace `/`.
@@ -370,9 +381,12 @@ impl Client {
     }
 
     pub async fn connect_timeout(base: &str, limit: Duration) -> Result<Client, Error> {
-        tokio::time::timeout(limit, Self::connect_inner(base))
-            .await
-            .map_err(|_| Error::Timeout(format!("connect to {base}")))?
+        within(
+            limit,
+            format!("connect to {base}"),
+            Self::connect_inner(base),
+        )
+        .await
     }
 
     async fn connect_inner(base: &str) -> Result<Client, Error> {
@@ -460,9 +474,12 @@ impl Client {
 
     /// [`Client::connect_polling`] bounded by `limit` (handshake and Socket.IO connect).
     pub async fn connect_polling_timeout(base: &str, limit: Duration) -> Result<Client, Error> {
-        tokio::time::timeout(limit, Self::connect_polling_inner(base))
-            .await
-            .map_err(|_| Error::Timeout(format!("polling connect to {base}")))?
+        within(
+            limit,
+            format!("polling connect to {base}"),
+            Self::connect_polling_inner(base),
+        )
+        .await
     }
 
     async fn connect_polling_inner(base: &str) -> Result<Client, Error> {

@@ -635,11 +635,7 @@ impl Supervisor {
     /// Background `/health` checks; `status` shows what they saw.
     async fn health_loop(self: Sup) {
         let mut rx = self.shutdown.subscribe();
-        loop {
-            tokio::select! {
-                _ = rx.wait_for(|s| *s) => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
+        while every_second_until_shutdown(&mut rx).await {
             let ports: Vec<(u32, u16)> = self
                 .lock()
                 .slots
@@ -1046,11 +1042,7 @@ impl Supervisor {
     /// Every second: refresh our registrations and, as a front door, follow the member set.
     async fn membership_loop(self: Sup) {
         let mut rx = self.shutdown.subscribe();
-        loop {
-            tokio::select! {
-                _ = rx.wait_for(|s| *s) => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
+        while every_second_until_shutdown(&mut rx).await {
             if self.lock().stopping {
                 return;
             }
@@ -1220,6 +1212,14 @@ impl Supervisor {
                 message: format!("{e:#}"),
             },
         }
+    }
+}
+
+/// Sleeps a second; `false` once shutdown was requested (the loops then end).
+async fn every_second_until_shutdown(rx: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = rx.wait_for(|s| *s) => false,
+        _ = tokio::time::sleep(Duration::from_secs(1)) => true,
     }
 }
 

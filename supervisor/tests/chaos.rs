@@ -143,21 +143,7 @@ async fn acked_messages_survive_worker_haproxy_and_redis_faults() {
     let mut pids = pids_at_start;
     pids.extend(Cluster::our_pids(&c.status()));
     c.ok(&["down"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while pids.iter().any(|p| pid_alive(*p)) {
-        assert!(Instant::now() < deadline, "processes left after down");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Kills a child we spawned when dropped, so a failing test leaves nothing running.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    wait_pids_gone("after down", &pids, Duration::from_secs(20)).await;
 }
 
 /// An external Redis (no persistence) that vanishes for a few seconds and comes back empty.
@@ -179,12 +165,8 @@ async fn external_redis_vanishing_and_returning_empty() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("redis-server");
-        let deadline = Instant::now() + Duration::from_secs(10);
         let child = Reaped(child);
-        while !sock.exists() {
-            assert!(Instant::now() < deadline, "redis did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_sync("redis to start", Duration::from_secs(10), || sock.exists());
         child
     };
     let redis = start_redis();

@@ -10,7 +10,6 @@ mod support;
 use chat_client::Client;
 use serde_json::json;
 use std::process::Command;
-use std::time::{Duration, Instant};
 use support::*;
 
 async fn login(url: &str, user: &str) -> Client {
@@ -167,15 +166,7 @@ async fn up_status_clients_scale_crash_reload_down() {
     let pids = Cluster::our_pids(&c.status());
     assert!(pids.len() >= 5, "{pids:?}");
     c.ok(&["down"]);
-    let deadline = Instant::now() + WAIT;
-    while pids.iter().any(|p| pid_alive(*p)) {
-        assert!(
-            Instant::now() < deadline,
-            "still running: {:?}",
-            pids.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_pids_gone("after down", &pids, WAIT).await;
     assert!(
         !c.dir.path().join("chatctl.sock").exists(),
         "control socket removed"
@@ -363,15 +354,7 @@ async fn a_killed_supervisor_orphans_nothing_and_its_stale_socket_is_replaced() 
         .args(["-9", &supervisor.to_string()])
         .status();
     // PR_SET_PDEATHSIG: every child goes with it (workers drain, Redis and HAProxy stop).
-    let deadline = Instant::now() + WAIT;
-    while pids.iter().any(|p| pid_alive(*p)) {
-        assert!(
-            Instant::now() < deadline,
-            "orphans left: {:?}",
-            pids.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_pids_gone("orphans of the killed supervisor", &pids, WAIT).await;
     assert!(
         c.dir.path().join("chatctl.sock").exists(),
         "the socket is left behind, stale"

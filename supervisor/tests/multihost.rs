@@ -6,19 +6,10 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::driver::Load;
 use support::*;
-
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn members(s: &serde_json::Value) -> Vec<String> {
     s["members"]
@@ -47,11 +38,9 @@ async fn two_hosts_one_front_door_and_a_host_that_dies() {
             .expect("redis-server"),
     );
     let url = format!("redis://127.0.0.1:{rport}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", rport)).is_err() {
-        assert!(Instant::now() < deadline, "redis did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_sync("redis to start", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", rport)).is_ok()
+    });
 
     let a = Cluster::up_with(1, &["--redis", &url, "--advertise", "127.0.0.1"]);
     let b = Cluster::up_with(

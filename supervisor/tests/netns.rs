@@ -7,9 +7,10 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 use support::driver::Load;
+use support::{wait_sync, Reaped};
 
 const ADDR_A: &str = "10.231.0.1";
 const ADDR_B: &str = "10.231.0.2";
@@ -70,15 +71,6 @@ impl Drop for Hosts {
     }
 }
 
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A chatctl "host" running inside a namespace; `down` on drop (the control socket is a
 /// file, reachable from any namespace).
 struct NsHost {
@@ -127,14 +119,6 @@ impl Drop for NsHost {
             .arg(self.dir.path())
             .arg("down")
             .output();
-    }
-}
-
-fn wait(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -215,7 +199,7 @@ fn two_namespaced_hosts_one_front_door_and_a_host_that_dies() {
         ],
     );
     let members = |s: &serde_json::Value| s["members"].as_array().map(|m| m.len()).unwrap_or(0);
-    wait(
+    wait_sync(
         "the front door to carry both hosts",
         Duration::from_secs(20),
         || {

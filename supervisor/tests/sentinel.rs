@@ -6,20 +6,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::driver::Load;
 use support::*;
-
-/// Kills a child we spawned when dropped, so a failing test leaves nothing running.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
@@ -28,14 +18,6 @@ fn cli(port: u16, args: &[&str]) -> String {
         .output()
         .expect("redis-cli");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn redis(dir: &Path, port: u16, replica_of: Option<u16>) -> Reaped {
@@ -50,7 +32,7 @@ fn redis(dir: &Path, port: u16, replica_of: Option<u16>) -> Reaped {
         cmd.args(["--replicaof", "127.0.0.1", &p.to_string()]);
     }
     let child = Reaped(cmd.spawn().expect("redis-server"));
-    wait_for("redis up", Duration::from_secs(10), || {
+    wait_sync("redis up", Duration::from_secs(10), || {
         cli(port, &["PING"]) == "PONG"
     });
     child
@@ -79,7 +61,7 @@ fn sentinel(dir: &Path, port: u16, primary: u16) -> Reaped {
             .spawn()
             .expect("redis-server --sentinel"),
     );
-    wait_for("sentinel up", Duration::from_secs(10), || {
+    wait_sync("sentinel up", Duration::from_secs(10), || {
         cli(port, &["PING"]) == "PONG"
     });
     child
@@ -97,14 +79,14 @@ async fn primary_killed_under_load_loses_no_acked_message() {
     let mut primary = Some(redis(dir.path(), p0, None));
     let _r1 = redis(dir.path(), p1, Some(p0));
     let _r2 = redis(dir.path(), p2, Some(p0));
-    wait_for("both replicas attached", Duration::from_secs(15), || {
+    wait_sync("both replicas attached", Duration::from_secs(15), || {
         cli(p0, &["INFO", "replication"]).contains("connected_slaves:2")
     });
     let _s: Vec<Reaped> = sentinels
         .iter()
         .map(|s| sentinel(dir.path(), *s, p0))
         .collect();
-    wait_for(
+    wait_sync(
         "sentinels to see each other",
         Duration::from_secs(15),
         || {

@@ -42,6 +42,24 @@ fn make_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) 
     (pem, cert)
 }
 
+/// `curl -s -w FORMAT URL` (bounded to 5 s): what the format asked for.
+fn curl_write_out(url: &str, format: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "5",
+            "-w",
+            format,
+            url,
+        ])
+        .output()
+        .expect("curl (scripts/setup.sh installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[tokio::test]
 async fn official_client_over_wss_and_https_polling_with_an_http_redirect() {
     let certs = tempfile::tempdir().unwrap();
@@ -62,34 +80,17 @@ async fn official_client_over_wss_and_https_polling_with_an_http_redirect() {
     node_e2e_env(&url, "polling", &ca).await;
 
     // Plain HTTP on the redirect port answers 301 to the HTTPS port.
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{redirect_url}",
-        ])
-        .arg(format!("http://127.0.0.1:{redirect}/chat?x=1"))
-        .output()
-        .expect("curl");
-    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+    let answer = curl_write_out(
+        &format!("http://127.0.0.1:{redirect}/chat?x=1"),
+        "%{http_code} %{redirect_url}",
+    );
     assert_eq!(answer, format!("301 https://127.0.0.1:{}/chat?x=1", c.port));
     // And the public port does not speak plain HTTP.
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "5",
-        ])
-        .arg(format!("http://127.0.0.1:{}/health", c.port))
-        .output()
-        .expect("curl");
-    assert_ne!(String::from_utf8_lossy(&out.stdout), "200");
+    let status = curl_write_out(
+        &format!("http://127.0.0.1:{}/health", c.port),
+        "%{http_code}",
+    );
+    assert_ne!(status, "200");
 }
 
 #[tokio::test]

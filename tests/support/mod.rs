@@ -285,6 +285,43 @@ pub async fn http_get(port: u16, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Is this a `new message` event?
+pub fn is_new_message(e: &chat_client::ServerEvent) -> bool {
+    e.name == "new message"
+}
+
+/// `send message` that must be acked ok; returns the message id.
+pub async fn send_ok(c: &Client, to: &str, text: &str) -> String {
+    let ack = c
+        .emit_ack(
+            "send message",
+            serde_json::json!({"username": to, "message": text}),
+        )
+        .await
+        .expect("send ack");
+    assert_eq!(ack["ok"], true, "send to {to}: {ack}");
+    ack["id"].as_str().expect("id is a string").to_owned()
+}
+
+/// Emits `event` with an ack callback: `"ok"`, or the error code (whose message must say
+/// something).
+pub async fn ack_code(c: &Client, event: &str, data: serde_json::Value) -> String {
+    let ack = c.emit_ack(event, data).await.expect("ack");
+    if ack["ok"] == true {
+        return "ok".into();
+    }
+    assert!(
+        ack["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{event}: {ack}"
+    );
+    ack["error"]["code"]
+        .as_str()
+        .expect("error code")
+        .to_owned()
+}
+
 /// Redis plus `n` workers.
 pub struct Cluster {
     pub redis: Redis,

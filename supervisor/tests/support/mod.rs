@@ -43,6 +43,42 @@ pub fn free_port_range(n: u16) -> u16 {
     panic!("no free port range of {n}");
 }
 
+/// Kills a child we spawned (by its handle, so by pid) when dropped, so a failing test leaves
+/// nothing running.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `check` every 50 ms on this thread until it holds; panics after `limit`.
+pub fn wait_sync(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until none of `pids` runs any more; names the survivors when it gives up.
+pub async fn wait_pids_gone(what: &str, pids: &[u32], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while pids.iter().any(|p| pid_alive(*p)) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still running: {:?}",
+            pids.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub fn pid_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
