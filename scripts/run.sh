@@ -5,5 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh runtime
-cargo build --release --workspace --quiet
+# The first release build takes several minutes on a small machine: say so, and let cargo
+# show its progress, instead of minutes of silence. Later runs are quick and stay quiet.
+if [ ! -x target/release/chatctl ] || [ ! -x target/release/chat-worker ]; then
+  echo "run: first build of the release binaries (chatctl, chat-worker); this takes a few minutes" >&2
+  cargo build --release --workspace --bins
+else
+  echo "run: checking the release build is up to date" >&2
+  cargo build --release --workspace --bins --quiet
+fi
+echo "run: starting the cluster: target/release/chatctl up $*" >&2
 exec target/release/chatctl up "$@"
