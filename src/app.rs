@@ -9,14 +9,15 @@ use crate::protocol::{
     self, events, ChatError, Delivered, ErrorCode, LogIn, NewMessage, RoomMessage, RoomRef,
     SendMessage,
 };
-use crate::registry::Registry;
+use crate::registry::{Charge, Registry};
 use crate::store::{now_ms, Delivery, Store};
+use serde::Serialize;
 use serde_json::{json, Value};
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::{DisconnectReason, Socket};
-use socketioxide::AckError;
+use socketioxide::{AckError, TransportType};
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,9 +69,55 @@ impl App {
         !self.draining.load(Ordering::Relaxed) && self.redis_up()
     }
 
+    /// Accounts for a packet whose Socket.IO JSON part is `json_len` bytes; `false` when it
+    /// must not go out because the socket's unsent bytes would pass
+    /// `max_queued_bytes_per_socket` (the socket is then cut, once).
+    fn admit(&self, socket: &SocketRef, json_len: usize) -> bool {
+        let websocket = socket.transport_type() == TransportType::Websocket;
+        let bytes = wire_size(json_len, websocket);
+        let limit = self.limits.max_queued_bytes_per_socket;
+        match self.registry.charge(socket.id, bytes, limit, websocket) {
+            Charge::Emit => true,
+            Charge::Drop => false,
+            Charge::Over { queued, user, wire } => {
+                self.metrics.slow_disconnect();
+                tracing::warn!(
+                    sid = %socket.id,
+                    user = user.as_deref().unwrap_or("-"),
+                    queued,
+                    limit,
+                    "slow reader disconnected: its unsent data would pass \
+                     max_queued_bytes_per_socket; its direct messages wait in the inbox"
+                );
+                match wire {
+                    // The transport closes the session and the disconnect handler runs.
+                    Some(wire) => wire.cut(),
+                    // Polling: the disconnect packet goes first if the packet channel has
+                    // room; otherwise the full channel fails the next ping and engineioxide
+                    // closes the session within a ping interval.
+                    None => {
+                        if let Err(e) = socket.clone().disconnect() {
+                            tracing::debug!(sid = %socket.id, "disconnect deferred: {e}");
+                        }
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Emits `event` to one socket within its byte bound.
+    fn emit_to<T: Serialize>(&self, socket: &SocketRef, event: &str, data: &T) -> bool {
+        self.admit(socket, event_json_len(event, data)) && socket.emit(event, data).is_ok()
+    }
+
     /// Emits a direct message to one socket and, when that client acknowledges, removes it
     /// from the inbox and sends the sender a `delivered` receipt.
     fn emit_direct(&self, socket: &SocketRef, to: &str, message: &NewMessage) {
+        if !self.admit(socket, event_json_len(events::NEW_MESSAGE, message)) {
+            // Not sent: it stays in the inbox for the next `log in`.
+            return;
+        }
         match socket.emit_with_ack::<_, serde::de::IgnoredAny>(events::NEW_MESSAGE, message) {
             Ok(ack) => {
                 self.metrics.delivered();
@@ -105,14 +152,14 @@ impl App {
                     return;
                 };
                 for socket in self.registry.room_members(room, &except_sid) {
-                    if socket.emit(events::NEW_MESSAGE, &message).is_ok() {
+                    if self.emit_to(&socket, events::NEW_MESSAGE, &message) {
                         self.metrics.delivered();
                     }
                 }
             }
             Delivery::Delivered { sender, id, to } => {
                 for socket in self.registry.sockets_of(&sender) {
-                    let _ = socket.emit(events::DELIVERED, &Delivered { id: &id, to: &to });
+                    self.emit_to(&socket, events::DELIVERED, &Delivered { id: &id, to: &to });
                 }
             }
         }
@@ -189,19 +236,58 @@ impl FromMessageParts<LocalAdapter> for Reply {
 }
 
 impl Reply {
-    fn send(self, event: &str, result: Result<Value, ChatError>) {
-        match result {
-            Ok(v) => {
-                let _ = self.ack.send(&v);
-            }
-            Err(e) if self.wants_ack => {
-                let _ = self.ack.send(&e.to_ack());
-            }
+    fn send(self, app: &App, event: &str, result: Result<Value, ChatError>) {
+        let ack = match result {
+            Ok(v) => v,
+            Err(e) if self.wants_ack => e.to_ack(),
             Err(e) => {
-                let _ = self.socket.emit(events::CHAT_ERROR, &e.to_event(event));
+                app.emit_to(&self.socket, events::CHAT_ERROR, &e.to_event(event));
+                return;
             }
+        };
+        // An ack is `43<id>[json]`: the JSON and its brackets.
+        if self.wants_ack && app.admit(&self.socket, json_len(&ack) + 2) {
+            let _ = self.ack.send(&ack);
         }
     }
+}
+
+/// Counts serialized bytes without keeping them.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn json_len<T: Serialize>(data: &T) -> usize {
+    let mut n = ByteCount(0);
+    let _ = serde_json::to_writer(&mut n, data);
+    n.0
+}
+
+/// `["event",JSON]`: the JSON part of an event packet (event names need no escaping).
+fn event_json_len<T: Serialize>(event: &str, data: &T) -> usize {
+    event.len() + 4 + json_len(data)
+}
+
+/// Bytes a Socket.IO packet whose JSON part is `json_len` bytes takes on the wire, never more
+/// than it really does (see `Registry::charge`): the `42`/`43` type prefix without ack-id
+/// digits, plus the WebSocket frame header (polling separators are left out).
+pub fn wire_size(json_len: usize, websocket: bool) -> u64 {
+    let packet = json_len as u64 + 2;
+    let header = match (websocket, packet) {
+        (false, _) => 0,
+        (true, 0..=125) => 2,
+        (true, 126..=65535) => 4,
+        (true, _) => 10,
+    };
+    packet + header
 }
 
 fn payload(event: &str, data: Result<Value, impl std::fmt::Display>) -> Result<Value, ChatError> {
@@ -233,8 +319,19 @@ fn rate_check(app: &App, socket: &SocketRef) -> Result<(), ChatError> {
 
 /// Registers the handlers on a new socket.
 pub async fn on_connect(socket: SocketRef, State(app): State<App>) {
+    // Straight over WebSocket, the handshake request's connection is the socket's; a polling
+    // session gets its connection when it upgrades (`http::handle`).
+    let wire = (socket.transport_type() == TransportType::Websocket)
+        .then(|| {
+            socket
+                .req_parts()
+                .extensions
+                .get::<Arc<crate::http::Wire>>()
+                .cloned()
+        })
+        .flatten();
     app.registry
-        .connect(socket.clone(), app.limits.messages_per_second);
+        .connect(socket.clone(), app.limits.messages_per_second, wire);
     app.metrics.connected();
     socket.on(events::LOG_IN, on_log_in);
     socket.on(events::SEND_MESSAGE, on_send_message);
@@ -263,6 +360,7 @@ async fn on_log_in(
     match result {
         Ok((username, pending)) => {
             reply.send(
+                &app,
                 events::LOG_IN,
                 Ok(json!({"ok": true, "username": username, "pending": pending.len()})),
             );
@@ -276,7 +374,7 @@ async fn on_log_in(
                 app.emit_direct(&socket, &username, &message);
             }
         }
-        Err(e) => reply.send(events::LOG_IN, Err(e)),
+        Err(e) => reply.send(&app, events::LOG_IN, Err(e)),
     }
 }
 
@@ -324,7 +422,7 @@ async fn on_send_message(
     State(app): State<App>,
 ) {
     let result = send_message(&app, &socket, payload(events::SEND_MESSAGE, data)).await;
-    reply.send(events::SEND_MESSAGE, result);
+    reply.send(&app, events::SEND_MESSAGE, result);
 }
 
 async fn send_message(
@@ -360,7 +458,7 @@ async fn on_join_room(
     State(app): State<App>,
 ) {
     let result = join_room(&app, &socket, payload(events::JOIN_ROOM, data)).await;
-    reply.send(events::JOIN_ROOM, result);
+    reply.send(&app, events::JOIN_ROOM, result);
 }
 
 async fn join_room(
@@ -409,7 +507,7 @@ async fn on_leave_room(
         }
         Ok(json!({"ok": true}))
     })();
-    reply.send(events::LEAVE_ROOM, result);
+    reply.send(&app, events::LEAVE_ROOM, result);
 }
 
 async fn on_room_message(
@@ -419,7 +517,7 @@ async fn on_room_message(
     State(app): State<App>,
 ) {
     let result = room_message(&app, &socket, payload(events::ROOM_MESSAGE, data)).await;
-    reply.send(events::ROOM_MESSAGE, result);
+    reply.send(&app, events::ROOM_MESSAGE, result);
 }
 
 async fn room_message(
@@ -465,12 +563,12 @@ async fn on_list_users(socket: SocketRef, reply: Reply, State(app): State<App>) 
             }
         },
     };
-    reply.send(events::LIST_USERS, result);
+    reply.send(&app, events::LIST_USERS, result);
 }
 
-async fn on_unknown_event(Event(event): Event, reply: Reply) {
+async fn on_unknown_event(Event(event): Event, reply: Reply, State(app): State<App>) {
     let err = ChatError::bad_request(format!("unknown event `{event}`"));
-    reply.send(&event, Err(err));
+    reply.send(&app, &event, Err(err));
 }
 
 async fn on_disconnect(socket: SocketRef, reason: DisconnectReason, State(app): State<App>) {

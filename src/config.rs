@@ -19,6 +19,9 @@ pub struct Limits {
     pub inbox_max: usize,
     /// How long an unacknowledged message waits in an inbox, in seconds.
     pub inbox_ttl: u64,
+    /// Unsent outbound bytes one socket may have queued in the worker; a socket that would
+    /// pass it is disconnected (its direct messages wait in the inbox).
+    pub max_queued_bytes_per_socket: u64,
 }
 
 impl Default for Limits {
@@ -29,6 +32,7 @@ impl Default for Limits {
             messages_per_second: 100,
             inbox_max: 1000,
             inbox_ttl: 7 * 24 * 3600,
+            max_queued_bytes_per_socket: 1024 * 1024,
         }
     }
 }
@@ -166,6 +170,7 @@ pub struct LimitsSection {
     pub inbox_max: Option<usize>,
     /// Seconds.
     pub inbox_ttl: Option<u64>,
+    pub max_queued_bytes_per_socket: Option<u64>,
 }
 
 impl LimitsSection {
@@ -178,6 +183,9 @@ impl LimitsSection {
             messages_per_second: self.messages_per_second.unwrap_or(base.messages_per_second),
             inbox_max: self.inbox_max.unwrap_or(base.inbox_max),
             inbox_ttl: self.inbox_ttl.unwrap_or(base.inbox_ttl),
+            max_queued_bytes_per_socket: self
+                .max_queued_bytes_per_socket
+                .unwrap_or(base.max_queued_bytes_per_socket),
         }
     }
 }

@@ -4,6 +4,7 @@
 use crate::app::{on_connect, App, AppInner};
 use crate::bus::{run_subscriber, BusEvent};
 use crate::config::Limits;
+use crate::http::{Metered, Wire};
 use crate::link::{Link, LinkConnection};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -13,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use socketioxide::{ParserConfig, SocketIo};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -189,12 +191,17 @@ pub async fn run(
         let app = app.clone();
         let sio = sio_svc.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
+            // Every request carries its connection's meter: socketioxide keeps the handshake
+            // request's extensions, so a socket finds its own connection (`app::on_connect`).
+            let wire = Arc::new(Wire::default());
+            let io = TokioIo::new(Metered::new(tcp, wire.clone()));
+            let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+                req.extensions_mut().insert(wire.clone());
                 crate::http::handle(app.clone(), sio.clone(), req)
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .max_buf_size(8192)
-                .serve_connection(TokioIo::new(tcp), svc)
+                .serve_connection(io, svc)
                 .with_upgrades();
             if let Err(e) = conn.await {
                 tracing::debug!("connection ended: {e}");

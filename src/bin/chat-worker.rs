@@ -45,6 +45,9 @@ struct Args {
     /// Seconds an unacknowledged message is kept.
     #[arg(long, default_value_t = Limits::default().inbox_ttl)]
     inbox_ttl: u64,
+    /// Unsent bytes one socket may have queued before it is disconnected as a slow reader.
+    #[arg(long, default_value_t = Limits::default().max_queued_bytes_per_socket)]
+    max_queued_bytes_per_socket: u64,
     /// Replicas that must confirm a direct message before its ack (Redis `WAIT`); default 1
     /// with a redis+sentinel:// URL, else 0.
     #[arg(long)]
@@ -73,6 +76,7 @@ fn main() -> anyhow::Result<()> {
             messages_per_second: args.messages_per_second,
             inbox_max: args.inbox_max,
             inbox_ttl: args.inbox_ttl,
+            max_queued_bytes_per_socket: args.max_queued_bytes_per_socket,
         },
         drain_timeout: Duration::from_secs(args.drain_timeout),
         ws_read_buffer: args.ws_read_buffer,
