@@ -389,6 +389,18 @@ async fn log_in(
         // A failed login leaves the socket as it was (logged out, or its previous user).
         crate::auth::verify(secret, req.token.as_deref(), &req.username)?;
     }
+    // Counted on this worker only: the cluster-wide socket count of a user is not kept in
+    // Redis, so a user spread over W workers may hold up to W times the cap.
+    let max = app.limits.max_sockets_per_user;
+    if !app.registry.may_log_in(socket.id, &req.username, max) {
+        return Err(ChatError::new(
+            ErrorCode::LimitReached,
+            format!(
+                "`{}` already has {max} sockets here (max_sockets_per_user)",
+                req.username
+            ),
+        ));
+    }
     if let Some(orphan) = app.registry.begin_login(socket.id, &req.username) {
         forget_user(app, orphan);
     }
@@ -469,6 +481,15 @@ async fn join_room(
     let req: RoomRef = protocol::parse(events::JOIN_ROOM, data?)?;
     logged_in(app, socket)?;
     protocol::validate_room(&req.room)?;
+    let max = app.limits.max_rooms_per_socket;
+    if !app.registry.may_join(socket.id, &req.room, max) {
+        return Err(ChatError::new(
+            ErrorCode::LimitReached,
+            format!(
+                "this connection is in {max} rooms already (max_rooms_per_socket); leave one first"
+            ),
+        ));
+    }
     app.registry.join(socket.id, &req.room);
     // Always registers (idempotent), so a join also repairs a registration Redis lost.
     match app.store.join(&req.room).await {

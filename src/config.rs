@@ -22,6 +22,10 @@ pub struct Limits {
     /// Unsent outbound bytes one socket may have queued in the worker; a socket that would
     /// pass it is disconnected (its direct messages wait in the inbox).
     pub max_queued_bytes_per_socket: u64,
+    /// Sockets one user may have logged in on one worker; one more gets `limit_reached`.
+    pub max_sockets_per_user: usize,
+    /// Rooms one socket may be in; one more gets `limit_reached`.
+    pub max_rooms_per_socket: usize,
 }
 
 impl Default for Limits {
@@ -33,6 +37,8 @@ impl Default for Limits {
             inbox_max: 1000,
             inbox_ttl: 7 * 24 * 3600,
             max_queued_bytes_per_socket: 1024 * 1024,
+            max_sockets_per_user: 16,
+            max_rooms_per_socket: 100,
         }
     }
 }
@@ -171,6 +177,8 @@ pub struct LimitsSection {
     /// Seconds.
     pub inbox_ttl: Option<u64>,
     pub max_queued_bytes_per_socket: Option<u64>,
+    pub max_sockets_per_user: Option<usize>,
+    pub max_rooms_per_socket: Option<usize>,
 }
 
 impl LimitsSection {
@@ -186,6 +194,12 @@ impl LimitsSection {
             max_queued_bytes_per_socket: self
                 .max_queued_bytes_per_socket
                 .unwrap_or(base.max_queued_bytes_per_socket),
+            max_sockets_per_user: self
+                .max_sockets_per_user
+                .unwrap_or(base.max_sockets_per_user),
+            max_rooms_per_socket: self
+                .max_rooms_per_socket
+                .unwrap_or(base.max_rooms_per_socket),
         }
     }
 }

@@ -251,6 +251,22 @@ impl Registry {
             .is_none_or(|s| s.bucket.try_take(rate, Instant::now()))
     }
 
+    /// Would logging `sid` in as `user` stay within `max` sockets of that user here? A socket
+    /// that already is `user` does not count twice.
+    pub fn may_log_in(&self, sid: Sid, user: &str, max: usize) -> bool {
+        let inner = self.lock();
+        let sids = inner.users.get(user).map_or(&[][..], |v| v.as_slice());
+        sids.contains(&sid) || sids.len() < max
+    }
+
+    /// Would `sid` joining `room` stay within `max` rooms? Rejoining a room does.
+    pub fn may_join(&self, sid: Sid, room: &str, max: usize) -> bool {
+        self.lock()
+            .sockets
+            .get(&sid)
+            .is_none_or(|s| s.rooms.contains(room) || s.rooms.len() < max)
+    }
+
     /// Marks `sid` as `user` and starts its catch-up. Returns the previous user of the socket
     /// if that user has no other socket here now (the caller logs them out of Redis).
     pub fn begin_login(&self, sid: Sid, user: &str) -> Option<String> {

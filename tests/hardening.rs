@@ -185,3 +185,77 @@ async fn slow_readers_are_disconnected_and_lose_nothing() {
     assert_eq!(inbox, (SENDERS * PER_SENDER).to_string());
     drop(slow);
 }
+
+/// `max_sockets_per_user` (default 16): one more socket of that user gets `limit_reached` and
+/// stays logged out; other users are not affected.
+#[tokio::test]
+async fn sockets_per_user_are_capped() {
+    let cluster = Cluster::start(1).await;
+    let w = cluster.w(0);
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(w.login("many").await.0);
+    }
+    // Logging in again on a socket that already is `many` does not count twice.
+    assert_eq!(
+        ack_code(&held[0], "log in", json!({"username": "many"})).await,
+        "ok"
+    );
+    let extra = w.connect().await;
+    assert_eq!(
+        ack_code(&extra, "log in", json!({"username": "many"})).await,
+        "limit_reached"
+    );
+    assert_eq!(
+        ack_code(
+            &extra,
+            "send message",
+            json!({"username": "x", "message": "m"})
+        )
+        .await,
+        "not_logged_in"
+    );
+    assert_eq!(
+        ack_code(&extra, "log in", json!({"username": "other"})).await,
+        "ok"
+    );
+    // A slot frees when one of them leaves.
+    drop(held.pop());
+    wait_until("a slot of `many` to free up", WAIT, || async {
+        let c = w.connect().await;
+        ack_code(&c, "log in", json!({"username": "many"})).await == "ok"
+    })
+    .await;
+}
+
+/// `max_rooms_per_socket` (default 100): one more room gets `limit_reached`; rejoining a room
+/// or leaving one to join another works.
+#[tokio::test]
+async fn rooms_per_socket_are_capped() {
+    let cluster = Cluster::start(1).await;
+    let (c, _) = cluster.w(0).login("joiner").await;
+    for i in 0..100 {
+        assert_eq!(
+            ack_code(&c, "join room", json!({"room": format!("r{i}")})).await,
+            "ok"
+        );
+    }
+    assert_eq!(
+        ack_code(&c, "join room", json!({"room": "r100"})).await,
+        "limit_reached"
+    );
+    // The refused room was not joined.
+    assert_eq!(
+        ack_code(&c, "room message", json!({"room": "r100", "message": "m"})).await,
+        "bad_request"
+    );
+    assert_eq!(ack_code(&c, "join room", json!({"room": "r5"})).await, "ok");
+    assert_eq!(
+        ack_code(&c, "leave room", json!({"room": "r5"})).await,
+        "ok"
+    );
+    assert_eq!(
+        ack_code(&c, "join room", json!({"room": "r100"})).await,
+        "ok"
+    );
+}

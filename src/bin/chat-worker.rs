@@ -48,6 +48,12 @@ struct Args {
     /// Unsent bytes one socket may have queued before it is disconnected as a slow reader.
     #[arg(long, default_value_t = Limits::default().max_queued_bytes_per_socket)]
     max_queued_bytes_per_socket: u64,
+    /// Sockets one user may have logged in on this worker.
+    #[arg(long, default_value_t = Limits::default().max_sockets_per_user)]
+    max_sockets_per_user: usize,
+    /// Rooms one socket may be in.
+    #[arg(long, default_value_t = Limits::default().max_rooms_per_socket)]
+    max_rooms_per_socket: usize,
     /// Replicas that must confirm a direct message before its ack (Redis `WAIT`); default 1
     /// with a redis+sentinel:// URL, else 0.
     #[arg(long)]
@@ -77,6 +83,8 @@ fn main() -> anyhow::Result<()> {
             inbox_max: args.inbox_max,
             inbox_ttl: args.inbox_ttl,
             max_queued_bytes_per_socket: args.max_queued_bytes_per_socket,
+            max_sockets_per_user: args.max_sockets_per_user,
+            max_rooms_per_socket: args.max_rooms_per_socket,
         },
         drain_timeout: Duration::from_secs(args.drain_timeout),
         ws_read_buffer: args.ws_read_buffer,
