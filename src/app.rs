@@ -9,20 +9,27 @@ use crate::protocol::{
     self, events, ChatError, Delivered, ErrorCode, LogIn, NewMessage, RoomMessage, RoomRef,
     SendMessage,
 };
-use crate::registry::{Charge, Registry};
+use crate::registry::{stream_id, Charge, FlightCaps, Registry, Reserve};
 use crate::store::{now_ms, Delivery, Store};
 use serde::Serialize;
 use serde_json::{json, Value};
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::FromMessageParts;
-use socketioxide::socket::{DisconnectReason, Socket};
+use socketioxide::socket::{DisconnectReason, Sid, Socket};
 use socketioxide::{AckError, TransportType};
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Unacknowledged `new message`s per socket; the rest waits in the inbox. A client acks
+/// each at once, so 64 is far more than a round trip's worth at any real rate.
+pub const MAX_IN_FLIGHT: u32 = 64;
+/// Most bytes of room history one `join room` answers with (the newest messages that fit),
+/// so a room of large messages never makes one reply of megabytes.
+pub const HISTORY_MAX_BYTES: usize = 256 * 1024;
 
 /// Shared worker state, cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -74,7 +81,10 @@ impl App {
     /// `max_queued_bytes_per_socket` (the socket is then cut, once).
     fn admit(&self, socket: &SocketRef, json_len: usize) -> bool {
         let websocket = socket.transport_type() == TransportType::Websocket;
-        let bytes = wire_size(json_len, websocket);
+        self.admit_bytes(socket, wire_size(json_len, websocket), websocket)
+    }
+
+    fn admit_bytes(&self, socket: &SocketRef, bytes: u64, websocket: bool) -> bool {
         let limit = self.limits.max_queued_bytes_per_socket;
         match self.registry.charge(socket.id, bytes, limit, websocket) {
             Charge::Emit => true,
@@ -111,12 +121,39 @@ impl App {
         self.admit(socket, event_json_len(event, data)) && socket.emit(event, data).is_ok()
     }
 
+    /// Unacknowledged direct messages per socket: [`MAX_IN_FLIGHT`], and half the queue
+    /// bound in bytes so that a page of them never makes a reading client look slow.
+    fn flight_caps(&self) -> FlightCaps {
+        FlightCaps {
+            count: MAX_IN_FLIGHT,
+            bytes: self.limits.max_queued_bytes_per_socket / 2,
+        }
+    }
+
     /// Emits a direct message to one socket and, when that client acknowledges, removes it
-    /// from the inbox and sends the sender a `delivered` receipt.
-    fn emit_direct(&self, socket: &SocketRef, to: &str, message: &NewMessage) {
-        if !self.admit(socket, event_json_len(events::NEW_MESSAGE, message)) {
-            // Not sent: it stays in the inbox for the next `log in`.
-            return;
+    /// from the inbox and sends the sender a `delivered` receipt. `Hold` when the socket's
+    /// flight is full: the message stays in the inbox and a refill sends it later.
+    fn emit_direct(
+        &self,
+        socket: &SocketRef,
+        to: &str,
+        message: &NewMessage,
+        from_inbox: bool,
+    ) -> Reserve {
+        let websocket = socket.transport_type() == TransportType::Websocket;
+        let bytes = wire_size(event_json_len(events::NEW_MESSAGE, message), websocket);
+        let caps = self.flight_caps();
+        let sid = socket.id;
+        if self
+            .registry
+            .reserve(sid, &message.id, bytes, caps, from_inbox)
+            == Reserve::Hold
+        {
+            return Reserve::Hold;
+        }
+        if !self.admit_bytes(socket, bytes, websocket) {
+            // Cut: not sent, it stays in the inbox for the next `log in`.
+            return Reserve::Emit;
         }
         match socket.emit_with_ack::<_, serde::de::IgnoredAny>(events::NEW_MESSAGE, message) {
             Ok(ack) => {
@@ -130,9 +167,49 @@ impl App {
                             tracing::warn!(%to, %id, "ack not recorded, message stays pending: {e}");
                         }
                     }
+                    // Acked or timed out, it leaves the flight either way (a timed-out one
+                    // stays pending and goes out again at the next `log in`).
+                    if app.registry.release(sid, bytes, caps) {
+                        app.refill(sid, to).await;
+                    }
                 });
             }
-            Err(e) => tracing::debug!(sid = %socket.id, "emit failed: {e}"),
+            Err(e) => {
+                tracing::debug!(sid = %socket.id, "emit failed: {e}");
+                self.registry.release(sid, bytes, caps);
+            }
+        }
+        Reserve::Emit
+    }
+
+    /// Sends a socket that fell behind the next page of its inbox: what follows the newest
+    /// message it was sent, until its flight is full again.
+    async fn refill(&self, sid: Sid, user: String) {
+        let caps = self.flight_caps();
+        while let Some(after) = self.registry.refill_from(sid, caps) {
+            // The store reads the whole inbox (at most `inbox_max` entries) and this keeps
+            // what follows `after`; a ranged read would fetch one page only.
+            let pending = match self.store.pending(&user).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(%user, "refill failed, retried at the next ack: {e}");
+                    self.registry.end_refill(sid, true);
+                    return;
+                }
+            };
+            let Some(socket) = self.registry.socket(sid) else {
+                return;
+            };
+            if self.registry.user_of(sid).as_deref() != Some(user.as_str()) {
+                self.registry.end_refill(sid, false);
+                return;
+            }
+            for message in pending.iter().filter(|m| stream_id(&m.id) > after) {
+                if self.emit_direct(&socket, &user, message, true) == Reserve::Hold {
+                    break;
+                }
+            }
+            self.registry.end_refill(sid, false);
         }
     }
 
@@ -141,7 +218,7 @@ impl App {
         match delivery {
             Delivery::Direct { to, message } => {
                 for socket in self.registry.direct_targets(&to, &message) {
-                    self.emit_direct(&socket, &to, &message);
+                    self.emit_direct(&socket, &to, &message, false);
                 }
             }
             Delivery::Room {
@@ -172,11 +249,17 @@ impl App {
         for user in users {
             match self.store.pending(&user).await {
                 Ok(pending) => {
+                    // A pass over the whole inbox, in order, per socket up to its first hold.
+                    self.registry.rewind_user(&user);
+                    let mut full = HashSet::new();
                     for message in pending {
-                        self.on_delivery(Delivery::Direct {
-                            to: user.clone(),
-                            message,
-                        });
+                        for socket in self.registry.direct_targets(&user, &message) {
+                            if !full.contains(&socket.id)
+                                && self.emit_direct(&socket, &user, &message, true) == Reserve::Hold
+                            {
+                                full.insert(socket.id);
+                            }
+                        }
                     }
                 }
                 Err(e) => {
@@ -365,13 +448,16 @@ async fn on_log_in(
                 Ok(json!({"ok": true, "username": username, "pending": pending.len()})),
             );
             // The ack goes first, then the pending messages oldest first, then whatever
-            // arrived while the inbox was being read.
+            // arrived while the inbox was being read. The backlog goes out in pages: up to
+            // a full flight now, the rest by refills as the client acknowledges.
             for message in &pending {
-                app.emit_direct(&socket, &username, message);
+                if app.emit_direct(&socket, &username, message, true) == Reserve::Hold {
+                    break;
+                }
             }
             let ids: HashSet<&str> = pending.iter().map(|m| m.id.as_str()).collect();
             for message in app.registry.finish_login(socket.id, &ids) {
-                app.emit_direct(&socket, &username, &message);
+                app.emit_direct(&socket, &username, &message, false);
             }
         }
         Err(e) => reply.send(&app, events::LOG_IN, Err(e)),
@@ -493,7 +579,14 @@ async fn join_room(
     app.registry.join(socket.id, &req.room);
     // Always registers (idempotent), so a join also repairs a registration Redis lost.
     match app.store.join(&req.room).await {
-        Ok(history) => Ok(json!({"ok": true, "history": history})),
+        Ok(mut history) => {
+            // Newest last: drop from the front until the rest fits.
+            let mut size = json_len(&history);
+            while size > HISTORY_MAX_BYTES && !history.is_empty() {
+                size -= json_len(&history.remove(0)) + 1;
+            }
+            Ok(json!({"ok": true, "history": history}))
+        }
         Err(e) => {
             tracing::warn!("join failed: {e}");
             if app.registry.leave(socket.id, &req.room) {
