@@ -400,6 +400,19 @@ fn rate_check(app: &App, socket: &SocketRef) -> Result<(), ChatError> {
     }
 }
 
+/// `events_per_second` for every event but `send message` and `room message`.
+fn event_rate_check(app: &App, socket: &SocketRef) -> Result<(), ChatError> {
+    let rate = app.limits.events_per_second;
+    if app.registry.take_event_token(socket.id, rate) {
+        Ok(())
+    } else {
+        Err(ChatError::new(
+            ErrorCode::RateLimited,
+            format!("more than {rate} events per second on this connection; retry shortly"),
+        ))
+    }
+}
+
 /// Registers the handlers on a new socket.
 pub async fn on_connect(socket: SocketRef, State(app): State<App>) {
     // Straight over WebSocket, the handshake request's connection is the socket's; a polling
@@ -413,8 +426,8 @@ pub async fn on_connect(socket: SocketRef, State(app): State<App>) {
                 .cloned()
         })
         .flatten();
-    app.registry
-        .connect(socket.clone(), app.limits.messages_per_second, wire);
+    let rates = (app.limits.messages_per_second, app.limits.events_per_second);
+    app.registry.connect(socket.clone(), rates, wire);
     app.metrics.connected();
     socket.on(events::LOG_IN, on_log_in);
     socket.on(events::SEND_MESSAGE, on_send_message);
@@ -439,7 +452,10 @@ async fn on_log_in(
     reply: Reply,
     State(app): State<App>,
 ) {
-    let result = log_in(&app, &socket, payload(events::LOG_IN, data)).await;
+    let result = match event_rate_check(&app, &socket) {
+        Ok(()) => log_in(&app, &socket, payload(events::LOG_IN, data)).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok((username, pending)) => {
             reply.send(
@@ -555,7 +571,10 @@ async fn on_join_room(
     reply: Reply,
     State(app): State<App>,
 ) {
-    let result = join_room(&app, &socket, payload(events::JOIN_ROOM, data)).await;
+    let result = match event_rate_check(&app, &socket) {
+        Ok(()) => join_room(&app, &socket, payload(events::JOIN_ROOM, data)).await,
+        Err(e) => Err(e),
+    };
     reply.send(&app, events::JOIN_ROOM, result);
 }
 
@@ -613,6 +632,7 @@ async fn on_leave_room(
     State(app): State<App>,
 ) {
     let result = (|| {
+        event_rate_check(&app, &socket)?;
         let req: RoomRef = protocol::parse(events::LEAVE_ROOM, payload(events::LEAVE_ROOM, data)?)?;
         logged_in(&app, &socket)?;
         protocol::validate_room(&req.room)?;
@@ -667,7 +687,7 @@ async fn room_message(
 }
 
 async fn on_list_users(socket: SocketRef, reply: Reply, State(app): State<App>) {
-    let result = match logged_in(&app, &socket) {
+    let result = match event_rate_check(&app, &socket).and_then(|()| logged_in(&app, &socket)) {
         Err(e) => Err(e),
         Ok(_) => match app.store.list_users(protocol::LIST_USERS_MAX).await {
             Ok(users) => Ok(json!({"ok": true, "users": users})),
@@ -680,8 +700,15 @@ async fn on_list_users(socket: SocketRef, reply: Reply, State(app): State<App>) 
     reply.send(&app, events::LIST_USERS, result);
 }
 
-async fn on_unknown_event(Event(event): Event, reply: Reply, State(app): State<App>) {
-    let err = ChatError::bad_request(format!("unknown event `{event}`"));
+async fn on_unknown_event(
+    socket: SocketRef,
+    Event(event): Event,
+    reply: Reply,
+    State(app): State<App>,
+) {
+    let err = event_rate_check(&app, &socket)
+        .err()
+        .unwrap_or_else(|| ChatError::bad_request(format!("unknown event `{event}`")));
     reply.send(&app, &event, Err(err));
 }
 

@@ -26,6 +26,9 @@ pub struct Limits {
     pub max_sockets_per_user: usize,
     /// Rooms one socket may be in; one more gets `limit_reached`.
     pub max_rooms_per_socket: usize,
+    /// Sustained events other than `send message` and `room message` per socket per second
+    /// (a token bucket of the same depth); beyond it `rate_limited`.
+    pub events_per_second: u32,
 }
 
 impl Default for Limits {
@@ -39,6 +42,8 @@ impl Default for Limits {
             max_queued_bytes_per_socket: 1024 * 1024,
             max_sockets_per_user: 16,
             max_rooms_per_socket: 100,
+            // A real client logs in once and joins a few rooms; 50 a second is a flood.
+            events_per_second: 50,
         }
     }
 }
@@ -179,6 +184,7 @@ pub struct LimitsSection {
     pub max_queued_bytes_per_socket: Option<u64>,
     pub max_sockets_per_user: Option<usize>,
     pub max_rooms_per_socket: Option<usize>,
+    pub events_per_second: Option<u32>,
 }
 
 impl LimitsSection {
@@ -200,6 +206,7 @@ impl LimitsSection {
             max_rooms_per_socket: self
                 .max_rooms_per_socket
                 .unwrap_or(base.max_rooms_per_socket),
+            events_per_second: self.events_per_second.unwrap_or(base.events_per_second),
         }
     }
 }

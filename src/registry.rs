@@ -105,7 +105,10 @@ struct LocalSocket {
     /// While a `log in` fetches the inbox, direct deliveries for this socket wait here so
     /// that the pending (older) messages go out first, in order.
     catch_up: Option<Vec<NewMessage>>,
+    /// `messages_per_second`: `send message` and `room message`.
     bucket: TokenBucket,
+    /// `events_per_second`: every other event.
+    events: TokenBucket,
     out: Outbound,
     flight: Flight,
 }
@@ -208,7 +211,7 @@ impl Registry {
 
     /// A socket joined the namespace; `wire` is its TCP connection when it came straight
     /// over WebSocket.
-    pub fn connect(&self, socket: SocketRef, rate: u32, wire: Option<Arc<Wire>>) {
+    pub fn connect(&self, socket: SocketRef, rates: (u32, u32), wire: Option<Arc<Wire>>) {
         let sid = socket.id;
         let out = Outbound {
             wire: wire.map(|w| {
@@ -224,7 +227,8 @@ impl Registry {
                 user: None,
                 rooms: HashSet::new(),
                 catch_up: None,
-                bucket: TokenBucket::new(rate, Instant::now()),
+                bucket: TokenBucket::new(rates.0, Instant::now()),
+                events: TokenBucket::new(rates.1, Instant::now()),
                 out,
                 flight: Flight::default(),
             },
@@ -394,6 +398,14 @@ impl Registry {
             .sockets
             .get(&sid)
             .is_none_or(|s| s.rooms.contains(room) || s.rooms.len() < max)
+    }
+
+    /// Takes a token of `events_per_second`.
+    pub fn take_event_token(&self, sid: Sid, rate: u32) -> bool {
+        self.lock()
+            .sockets
+            .get_mut(&sid)
+            .is_none_or(|s| s.events.try_take(rate, Instant::now()))
     }
 
     /// Marks `sid` as `user` and starts its catch-up. Returns the previous user of the socket

@@ -250,7 +250,8 @@ async fn sockets_per_user_are_capped() {
 /// or leaving one to join another works.
 #[tokio::test]
 async fn rooms_per_socket_are_capped() {
-    let cluster = Cluster::start(1).await;
+    // 100 joins in a row is a flood for `events_per_second`; this test is about rooms.
+    let cluster = Cluster::start_with(1, &["--events-per-second", "1000"]).await;
     let (c, _) = cluster.w(0).login("joiner").await;
     for i in 0..100 {
         assert_eq!(
@@ -403,4 +404,37 @@ async fn join_room_history_is_bounded_in_size() {
         last,
         "the newest is kept"
     );
+}
+
+/// Fires `n` events at once and counts the answers by code.
+async fn burst(c: &Client, event: &str, data: serde_json::Value, n: usize) -> Vec<String> {
+    let all = (0..n).map(|_| ack_code(c, event, data.clone()));
+    futures_util::future::join_all(all).await
+}
+
+/// Every event counts against a rate: `events_per_second` (default 50, same depth) for all
+/// but `send message`/`room message`, unknown events included.
+#[tokio::test]
+async fn every_event_is_rate_limited() {
+    let cluster = Cluster::start(1).await;
+    let w = cluster.w(0);
+    for (event, data) in [
+        ("list users", json!({})),
+        ("join room", json!({"room": "r"})),
+        ("leave room", json!({"room": "r"})),
+        ("log in", json!({"username": "flood"})),
+        ("no such event", json!({})),
+    ] {
+        let (c, _) = w.login("flood").await;
+        let codes = burst(&c, event, data, 120).await;
+        let limited = codes.iter().filter(|c| *c == "rate_limited").count();
+        assert!(
+            (30..=80).contains(&limited),
+            "{event}: {limited} of 120 rate_limited: {codes:?}"
+        );
+    }
+    // Messages have their own bucket: an exhausted event bucket does not block them.
+    let (c, _) = w.login("flood").await;
+    burst(&c, "list users", json!({}), 120).await;
+    send_ok(&c, "someone", "still fine").await;
 }

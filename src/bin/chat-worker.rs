@@ -54,6 +54,9 @@ struct Args {
     /// Rooms one socket may be in.
     #[arg(long, default_value_t = Limits::default().max_rooms_per_socket)]
     max_rooms_per_socket: usize,
+    /// Other events (log in, join/leave room, list users, unknown) per second per socket.
+    #[arg(long, default_value_t = Limits::default().events_per_second)]
+    events_per_second: u32,
     /// Replicas that must confirm a direct message before its ack (Redis `WAIT`); default 1
     /// with a redis+sentinel:// URL, else 0.
     #[arg(long)]
@@ -85,6 +88,7 @@ fn main() -> anyhow::Result<()> {
             max_queued_bytes_per_socket: args.max_queued_bytes_per_socket,
             max_sockets_per_user: args.max_sockets_per_user,
             max_rooms_per_socket: args.max_rooms_per_socket,
+            events_per_second: args.events_per_second,
         },
         drain_timeout: Duration::from_secs(args.drain_timeout),
         ws_read_buffer: args.ws_read_buffer,
