@@ -20,7 +20,7 @@ use socketioxide::socket::{DisconnectReason, Sid, Socket};
 use socketioxide::{AckError, TransportType};
 use std::collections::HashSet;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +52,8 @@ pub struct AppInner {
     pub redis_subscribed: AtomicBool,
     /// How long a worker's liveness key lives without a heartbeat.
     pub liveness_ttl: Duration,
+    /// Accepted TCP connections still open, upgraded or not (`http::Metered`).
+    pub open_connections: AtomicUsize,
 }
 
 impl std::ops::Deref for App {

@@ -58,15 +58,32 @@ fn cut_error() -> std::io::Error {
 }
 
 /// The accepted stream, counted by its [`Wire`]. It stays under the WebSocket after the
-/// upgrade (hyper hands the same IO to engineioxide), so the count covers both.
+/// upgrade (hyper hands the same IO to engineioxide), so the count covers both; and it
+/// lives exactly as long as the connection, so it also holds the connection's place in
+/// [`crate::app::AppInner::open_connections`].
 pub struct Metered<T> {
     io: T,
     wire: Arc<Wire>,
+    _open: OpenConnection,
 }
 
 impl<T> Metered<T> {
-    pub fn new(io: T, wire: Arc<Wire>) -> Self {
-        Self { io, wire }
+    pub fn new(io: T, wire: Arc<Wire>, app: &App) -> Self {
+        app.open_connections.fetch_add(1, Ordering::Relaxed);
+        Self {
+            io,
+            wire,
+            _open: OpenConnection(app.clone()),
+        }
+    }
+}
+
+/// One place in the count of open TCP connections, given back on drop.
+struct OpenConnection(App);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -258,7 +275,13 @@ pub async fn handle(
                     "draining\n",
                 ));
             }
-            if app.registry.connections() >= app.limits.max_connections_per_worker {
+            // Half-open connections count too: a request head still arriving, a session not
+            // yet in the namespace (both closed after 10 s) hold a place like a socket does.
+            // The open TCP connections include this one, hence `>`.
+            let max = app.limits.max_connections_per_worker;
+            if app.registry.connections() >= max
+                || app.open_connections.load(Ordering::Relaxed) > max
+            {
                 return Ok(text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain",

@@ -438,3 +438,52 @@ async fn every_event_is_rate_limited() {
     burst(&c, "list users", json!({}), 120).await;
     send_ok(&c, "someone", "still fine").await;
 }
+
+/// Waits until the worker closes `tcp` (EOF or reset), answering nothing; returns how long
+/// that took.
+async fn closed_within(mut tcp: TcpStream, limit: Duration) -> Duration {
+    let start = tokio::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(start + limit, tcp.read(&mut buf)).await {
+            Err(_) => panic!("still open after {limit:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return start.elapsed(),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// The worker closes a connection whose request head is incomplete after 10 s, and one that
+/// has not joined the namespace 10 s after its handshake; until then both count against
+/// `max_connections_per_worker`.
+#[tokio::test]
+async fn half_open_connections_time_out_and_count() {
+    let cluster = Cluster::start_with(1, &["--max-connections", "2"]).await;
+    let w = cluster.w(0);
+    let mut slow_head = TcpStream::connect(("127.0.0.1", w.port)).await.unwrap();
+    slow_head
+        .write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut no_join = RawWs::connect(w.port).await;
+    no_join.expect("0{").await;
+    // Two half-open connections fill a worker of two.
+    let refused = Client::connect(&w.url()).await;
+    assert!(refused.is_err(), "a third connection must be refused");
+
+    let limit = Duration::from_secs(14);
+    let (head, join) = tokio::join!(
+        closed_within(slow_head, limit),
+        closed_within(no_join.tcp, limit)
+    );
+    for (what, took) in [("incomplete head", head), ("no namespace join", join)] {
+        assert!(
+            took >= Duration::from_secs(8),
+            "{what} closed after {took:?}"
+        );
+    }
+    wait_until("a slot to free up", WAIT, || async {
+        Client::connect(&w.url()).await.is_ok()
+    })
+    .await;
+}
