@@ -194,9 +194,12 @@ impl App {
             let pending = match self.store.pending(&user).await {
                 Ok(p) => p,
                 Err(e) => {
-                    tracing::warn!(%user, "refill failed, retried at the next ack: {e}");
+                    // Nothing else may be in flight to trigger the next try: retry here
+                    // (the loop ends when the socket is gone).
+                    tracing::warn!(%user, "refill failed, retrying in 1 s: {e}");
                     self.registry.end_refill(sid, true);
-                    return;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
                 }
             };
             let Some(socket) = self.registry.socket(sid) else {
