@@ -487,3 +487,29 @@ async fn half_open_connections_time_out_and_count() {
     })
     .await;
 }
+
+/// Clients that read are never taken for slow ones, whatever they receive in total: 3.2 MB of
+/// direct messages reach a WebSocket and a polling client each, and neither is cut (the byte
+/// count follows what each transport writes).
+#[tokio::test]
+async fn readers_are_not_cut_over_websocket_or_polling() {
+    let cluster = Cluster::start_with(1, &["--messages-per-second", "1000"]).await;
+    let w = cluster.w(0);
+    let (sender, _) = w.login("sender").await;
+    let mut ws = w.connect().await;
+    let mut poll = Client::connect_polling(&w.url()).await.expect("polling");
+    for (c, user) in [(&ws, "reader-ws"), (&poll, "reader-poll")] {
+        assert_eq!(ack_code(c, "log in", json!({"username": user})).await, "ok");
+    }
+    let (a, b) = tokio::join!(
+        async {
+            let sent = send_many(&sender, "reader-ws", 200, 16_000).await;
+            let sent2 = send_many(&sender, "reader-poll", 200, 16_000).await;
+            (sent, sent2)
+        },
+        async { tokio::join!(receive_acking(&mut ws, 200), receive_acking(&mut poll, 200)) }
+    );
+    assert_eq!(b.0, a.0);
+    assert_eq!(b.1, a.1);
+    assert_eq!(w.metric("chat_slow_disconnects_total").await, 0.0);
+}
