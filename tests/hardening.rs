@@ -513,3 +513,75 @@ async fn readers_are_not_cut_over_websocket_or_polling() {
     assert_eq!(b.1, a.1);
     assert_eq!(w.metric("chat_slow_disconnects_total").await, 0.0);
 }
+
+/// One HTTP/1.0 request: (status, body).
+async fn http_raw(port: u16, method: &str, target: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let req = format!(
+        "{method} {target} HTTP/1.0\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
+    (status, body.unwrap_or_default())
+}
+
+/// A polling client that logs in, joins `hall`, then never polls again is cut like a
+/// WebSocket one once the room traffic queued for it passes the bound.
+#[tokio::test]
+async fn a_polling_client_that_stops_polling_is_cut() {
+    let cluster = Cluster::start_with(1, &["--messages-per-second", "1000"]).await;
+    let w = cluster.w(0);
+    let (_, open) = http_raw(w.port, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
+    let open: serde_json::Value =
+        serde_json::from_str(open.trim_start_matches('0')).expect("open packet");
+    let target = format!(
+        "/socket.io/?EIO=4&transport=polling&sid={}",
+        open["sid"].as_str().unwrap()
+    );
+    let post = |body: String| {
+        let target = target.clone();
+        async move { assert_eq!(http_raw(w.port, "POST", &target, &body).await.0, 200) }
+    };
+    post("40".into()).await;
+    let mut seen = String::new();
+    post(format!("420{}", json!(["log in", {"username": "poller"}]))).await;
+    post(format!("421{}", json!(["join room", {"room": "hall"}]))).await;
+    while !(seen.contains("430") && seen.contains("431")) {
+        seen.push_str(&http_raw(w.port, "GET", &target, "").await.1);
+    }
+    assert!(seen.contains("\"ok\":true"), "{seen}");
+
+    let (talker, _) = w.login("talker").await;
+    assert_eq!(
+        ack_code(&talker, "join room", json!({"room": "hall"})).await,
+        "ok"
+    );
+    let text = "p".repeat(16_000);
+    for _ in 0..100 {
+        let room = json!({"room": "hall", "message": text});
+        assert_eq!(ack_code(&talker, "room message", room).await, "ok");
+    }
+    wait_until("the poller to be cut", WAIT, || async {
+        w.metric("chat_slow_disconnects_total").await == 1.0
+    })
+    .await;
+    wait_until("only the talker to stay", WAIT, || async {
+        w.metric("chat_connections").await == 1.0
+    })
+    .await;
+}
