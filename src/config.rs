@@ -272,6 +272,28 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_per_socket_limits() {
+        let c = FileConfig::parse(
+            "[limits]\nmax_queued_bytes_per_socket = 2048\nmax_sockets_per_user = 3\n\
+             max_rooms_per_socket = 4\nevents_per_second = 5\n",
+        )
+        .unwrap();
+        let l = c.limits.apply(Limits::default());
+        assert_eq!(
+            (
+                l.max_queued_bytes_per_socket,
+                l.max_sockets_per_user,
+                l.max_rooms_per_socket,
+                l.events_per_second
+            ),
+            (2048, 3, 4, 5)
+        );
+        let d = Limits::default();
+        assert_eq!(d.max_queued_bytes_per_socket, 1024 * 1024);
+        assert_eq!((d.max_sockets_per_user, d.max_rooms_per_socket), (16, 100));
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = FileConfig::parse("[cluster]\nworkerz = 3\n").unwrap_err();
         assert!(e.contains("workerz"), "{e}");
