@@ -19,6 +19,16 @@ pub struct Limits {
     pub inbox_max: usize,
     /// How long an unacknowledged message waits in an inbox, in seconds.
     pub inbox_ttl: u64,
+    /// Unsent outbound bytes one socket may have queued in the worker; a socket that would
+    /// pass it is disconnected (its direct messages wait in the inbox).
+    pub max_queued_bytes_per_socket: u64,
+    /// Sockets one user may have logged in on one worker; one more gets `limit_reached`.
+    pub max_sockets_per_user: usize,
+    /// Rooms one socket may be in; one more gets `limit_reached`.
+    pub max_rooms_per_socket: usize,
+    /// Sustained events other than `send message` and `room message` per socket per second
+    /// (a token bucket of the same depth); beyond it `rate_limited`.
+    pub events_per_second: u32,
 }
 
 impl Default for Limits {
@@ -29,6 +39,11 @@ impl Default for Limits {
             messages_per_second: 100,
             inbox_max: 1000,
             inbox_ttl: 7 * 24 * 3600,
+            max_queued_bytes_per_socket: 1024 * 1024,
+            max_sockets_per_user: 16,
+            max_rooms_per_socket: 100,
+            // A real client logs in once and joins a few rooms; 50 a second is a flood.
+            events_per_second: 50,
         }
     }
 }
@@ -166,6 +181,10 @@ pub struct LimitsSection {
     pub inbox_max: Option<usize>,
     /// Seconds.
     pub inbox_ttl: Option<u64>,
+    pub max_queued_bytes_per_socket: Option<u64>,
+    pub max_sockets_per_user: Option<usize>,
+    pub max_rooms_per_socket: Option<usize>,
+    pub events_per_second: Option<u32>,
 }
 
 impl LimitsSection {
@@ -178,6 +197,16 @@ impl LimitsSection {
             messages_per_second: self.messages_per_second.unwrap_or(base.messages_per_second),
             inbox_max: self.inbox_max.unwrap_or(base.inbox_max),
             inbox_ttl: self.inbox_ttl.unwrap_or(base.inbox_ttl),
+            max_queued_bytes_per_socket: self
+                .max_queued_bytes_per_socket
+                .unwrap_or(base.max_queued_bytes_per_socket),
+            max_sockets_per_user: self
+                .max_sockets_per_user
+                .unwrap_or(base.max_sockets_per_user),
+            max_rooms_per_socket: self
+                .max_rooms_per_socket
+                .unwrap_or(base.max_rooms_per_socket),
+            events_per_second: self.events_per_second.unwrap_or(base.events_per_second),
         }
     }
 }
@@ -240,6 +269,28 @@ mod tests {
             !format!("{:?}", c.auth).contains("\"s\""),
             "secret redacted"
         );
+    }
+
+    #[test]
+    fn parses_the_per_socket_limits() {
+        let c = FileConfig::parse(
+            "[limits]\nmax_queued_bytes_per_socket = 2048\nmax_sockets_per_user = 3\n\
+             max_rooms_per_socket = 4\nevents_per_second = 5\n",
+        )
+        .unwrap();
+        let l = c.limits.apply(Limits::default());
+        assert_eq!(
+            (
+                l.max_queued_bytes_per_socket,
+                l.max_sockets_per_user,
+                l.max_rooms_per_socket,
+                l.events_per_second
+            ),
+            (2048, 3, 4, 5)
+        );
+        let d = Limits::default();
+        assert_eq!(d.max_queued_bytes_per_socket, 1024 * 1024);
+        assert_eq!((d.max_sockets_per_user, d.max_rooms_per_socket), (16, 100));
     }
 
     #[test]

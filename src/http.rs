@@ -5,14 +5,210 @@ use crate::app::App;
 use crate::metrics::Gauges;
 use bytes::Bytes;
 use engineioxide::service::NotFoundService;
+use futures_util::task::AtomicWaker;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use socketioxide::service::SocketIoService;
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// One accepted TCP connection as the worker meters it: the bytes the kernel accepted from
+/// us (`poll_write` results), and a switch that fails every further read and write. Cutting
+/// is how a slow reader is closed: its WebSocket writer task is parked in a write that never
+/// completes, so only the stream itself can wake and fail it (the transport then closes the
+/// session and socketioxide runs the disconnect handler).
+#[derive(Default)]
+pub struct Wire {
+    written: AtomicU64,
+    cut: AtomicBool,
+    read_waker: AtomicWaker,
+    write_waker: AtomicWaker,
+}
+
+impl Wire {
+    /// Bytes written to the kernel so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Fails the connection's pending and future reads and writes.
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::Relaxed);
+        self.read_waker.wake();
+        self.write_waker.wake();
+    }
+
+    fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
+    }
+}
+
+fn cut_error() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "cut: more than max_queued_bytes_per_socket unsent",
+    )
+}
+
+/// The accepted stream, counted by its [`Wire`]. It stays under the WebSocket after the
+/// upgrade (hyper hands the same IO to engineioxide), so the count covers both; and it
+/// lives exactly as long as the connection, so it also holds the connection's place in
+/// [`crate::app::AppInner::open_connections`].
+pub struct Metered<T> {
+    io: T,
+    wire: Arc<Wire>,
+    _open: OpenConnection,
+}
+
+impl<T> Metered<T> {
+    pub fn new(io: T, wire: Arc<Wire>, app: &App) -> Self {
+        app.open_connections.fetch_add(1, Ordering::Relaxed);
+        Self {
+            io,
+            wire,
+            _open: OpenConnection(app.clone()),
+        }
+    }
+}
+
+/// One place in the count of open TCP connections, given back on drop.
+struct OpenConnection(App);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.wire.is_cut() {
+            return Poll::Ready(Err(cut_error()));
+        }
+        let r = Pin::new(&mut self.io).poll_read(cx, buf);
+        if r.is_pending() {
+            self.wire.read_waker.register(cx.waker());
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> Metered<T> {
+    fn count(
+        &self,
+        r: Poll<std::io::Result<usize>>,
+        cx: &Context<'_>,
+    ) -> Poll<std::io::Result<usize>> {
+        match &r {
+            Poll::Ready(Ok(n)) => {
+                self.wire.written.fetch_add(*n as u64, Ordering::Relaxed);
+            }
+            Poll::Pending => self.wire.write_waker.register(cx.waker()),
+            Poll::Ready(Err(_)) => {}
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.wire.is_cut() {
+            return Poll::Ready(Err(cut_error()));
+        }
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.count(r, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.wire.is_cut() {
+            return Poll::Ready(Err(cut_error()));
+        }
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.count(r, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.wire.is_cut() {
+            return Poll::Ready(Err(cut_error()));
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A polling response body that adds what it hands to hyper to its socket's count: for a
+/// polling session that is the transport's "written" (hyper's own buffer per connection is
+/// small and bounded).
+struct CountedBody<B> {
+    inner: B,
+    count: Arc<AtomicU64>,
+}
+
+impl<B: hyper::body::Body<Data = Bytes> + Unpin> hyper::body::Body for CountedBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, B::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &r {
+            if let Some(data) = frame.data_ref() {
+                self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The `sid` and `transport` of a `/socket.io/` query.
+fn session_query(req: &Request<Incoming>) -> (Option<socketioxide::socket::Sid>, bool) {
+    let mut sid = None;
+    let mut websocket = false;
+    for kv in req.uri().query().unwrap_or("").split('&') {
+        if let Some(v) = kv.strip_prefix("sid=") {
+            sid = v.parse().ok();
+        } else if kv == "transport=websocket" {
+            websocket = true;
+        }
+    }
+    (sid, websocket)
+}
 
 /// The chat page, with its own small Socket.IO client (no CDN, no third-party code).
 pub const INDEX_HTML: &str = include_str!("../web/index.html");
@@ -79,7 +275,13 @@ pub async fn handle(
                     "draining\n",
                 ));
             }
-            if app.registry.connections() >= app.limits.max_connections_per_worker {
+            // Half-open connections count too: a request head still arriving, a session not
+            // yet in the namespace (both closed after 10 s) hold a place like a socket does.
+            // The open TCP connections include this one, hence `>`.
+            let max = app.limits.max_connections_per_worker;
+            if app.registry.connections() >= max
+                || app.open_connections.load(Ordering::Relaxed) > max
+            {
                 return Ok(text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain",
@@ -98,8 +300,30 @@ pub async fn handle(
         } else {
             req
         };
+        // Byte metering (see `Registry::charge`): an upgrade brings the socket its TCP
+        // connection; a poll's response body counts as written for its socket.
+        let (sid, websocket) = session_query(&req);
+        let mut poll_meter = None;
+        if let Some(sid) = sid {
+            if websocket {
+                if let Some(wire) = req.extensions().get::<Arc<Wire>>() {
+                    app.registry.attach_wire(sid, wire.clone());
+                }
+            } else if req.method() == hyper::Method::GET {
+                poll_meter = app.registry.poll_meter(sid);
+            }
+        }
         let res = hyper::service::Service::call(&sio, req).await?;
-        return Ok(res.map(|b| b.boxed_unsync()));
+        return Ok(match poll_meter {
+            Some(count) => res.map(|b| {
+                CountedBody {
+                    inner: b.boxed_unsync(),
+                    count,
+                }
+                .boxed_unsync()
+            }),
+            None => res.map(|b| b.boxed_unsync()),
+        });
     }
     Ok(match path {
         "/" | "/index.html" => text(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML),

@@ -14,6 +14,8 @@ pub struct Metrics {
     /// Sockets ever connected, and ever disconnected.
     connects: AtomicU64,
     disconnects: AtomicU64,
+    /// Sockets cut for passing `max_queued_bytes_per_socket`.
+    slow_disconnects: AtomicU64,
 }
 
 /// The live gauges `/metrics` reports beside the counters.
@@ -36,6 +38,9 @@ impl Metrics {
     }
     pub fn disconnected(&self) {
         self.disconnects.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn slow_disconnect(&self) {
+        self.slow_disconnects.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition format 0.0.4.
@@ -95,6 +100,12 @@ impl Metrics {
             "Connections ever closed.",
             self.disconnects.load(Ordering::Relaxed),
         );
+        metric(
+            "chat_slow_disconnects_total",
+            "counter",
+            "Sockets cut because their unsent data passed max_queued_bytes_per_socket.",
+            self.slow_disconnects.load(Ordering::Relaxed),
+        );
         out
     }
 }
@@ -121,6 +132,7 @@ mod tests {
             "chat_messages_received_total 1",
             "chat_messages_delivered_total 2",
             "chat_redis_up 1",
+            "chat_slow_disconnects_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

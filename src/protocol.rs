@@ -36,6 +36,8 @@ pub enum ErrorCode {
     RateLimited,
     Unauthorized,
     Unavailable,
+    /// A cap on this user or socket (sockets per user, rooms per socket).
+    LimitReached,
 }
 
 /// A protocol failure: what the ack (or `chat error`) reports.

@@ -4,15 +4,17 @@
 use crate::app::{on_connect, App, AppInner};
 use crate::bus::{run_subscriber, BusEvent};
 use crate::config::Limits;
+use crate::http::{Metered, Wire};
 use crate::link::{Link, LinkConnection};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::{InboxBounds, Store};
 use anyhow::Context;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use socketioxide::{ParserConfig, SocketIo};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -21,6 +23,9 @@ use tokio::sync::watch;
 /// worker that dies without cleaning up leaves the user map within that time.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 pub const LIVENESS_TTL: Duration = Duration::from_secs(5);
+/// Longest a connection may stay half-open: its request head incomplete, or its session
+/// not joined to the namespace.
+pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for one Redis call before the client hears `unavailable`.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -112,6 +117,7 @@ pub async fn run(
         redis_commands_up: AtomicBool::new(false),
         redis_subscribed: AtomicBool::new(false),
         liveness_ttl: LIVENESS_TTL,
+        open_connections: Default::default(),
     });
 
     let (sio_svc, io) = SocketIo::builder()
@@ -127,6 +133,9 @@ pub async fn run(
         .ws_read_buffer_size(config.ws_read_buffer)
         .max_buffer_size(256)
         .ack_timeout(config.ack_timeout)
+        // A session that has not joined the namespace this long after its handshake is
+        // closed (SPEC §4); socketioxide's default is 45 s.
+        .connect_timeout(HALF_OPEN_TIMEOUT)
         // The chat protocol has no binary payloads: a packet announcing attachments closes
         // its socket at once instead of holding a partial packet for a minute.
         .with_parser(
@@ -189,12 +198,21 @@ pub async fn run(
         let app = app.clone();
         let sio = sio_svc.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
+            // Every request carries its connection's meter: socketioxide keeps the handshake
+            // request's extensions, so a socket finds its own connection (`app::on_connect`).
+            let wire = Arc::new(Wire::default());
+            let io = TokioIo::new(Metered::new(tcp, wire.clone(), &app));
+            let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+                req.extensions_mut().insert(wire.clone());
                 crate::http::handle(app.clone(), sio.clone(), req)
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .max_buf_size(8192)
-                .serve_connection(TokioIo::new(tcp), svc)
+                // A request head not complete in time closes the connection (SPEC §4);
+                // hyper needs a timer for it.
+                .timer(TokioTimer::new())
+                .header_read_timeout(HALF_OPEN_TIMEOUT)
+                .serve_connection(io, svc)
                 .with_upgrades();
             if let Err(e) = conn.await {
                 tracing::debug!("connection ended: {e}");

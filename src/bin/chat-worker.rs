@@ -45,6 +45,20 @@ struct Args {
     /// Seconds an unacknowledged message is kept.
     #[arg(long, default_value_t = Limits::default().inbox_ttl)]
     inbox_ttl: u64,
+    /// Unsent bytes one socket may have queued before it is disconnected as a slow reader.
+    #[arg(long, default_value_t = Limits::default().max_queued_bytes_per_socket,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_queued_bytes_per_socket: u64,
+    /// Sockets one user may have logged in on this worker.
+    #[arg(long, default_value_t = Limits::default().max_sockets_per_user)]
+    max_sockets_per_user: usize,
+    /// Rooms one socket may be in.
+    #[arg(long, default_value_t = Limits::default().max_rooms_per_socket)]
+    max_rooms_per_socket: usize,
+    /// Other events (log in, join/leave room, list users, unknown) per second per socket.
+    #[arg(long, default_value_t = Limits::default().events_per_second,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    events_per_second: u32,
     /// Replicas that must confirm a direct message before its ack (Redis `WAIT`); default 1
     /// with a redis+sentinel:// URL, else 0.
     #[arg(long)]
@@ -73,6 +87,10 @@ fn main() -> anyhow::Result<()> {
             messages_per_second: args.messages_per_second,
             inbox_max: args.inbox_max,
             inbox_ttl: args.inbox_ttl,
+            max_queued_bytes_per_socket: args.max_queued_bytes_per_socket,
+            max_sockets_per_user: args.max_sockets_per_user,
+            max_rooms_per_socket: args.max_rooms_per_socket,
+            events_per_second: args.events_per_second,
         },
         drain_timeout: Duration::from_secs(args.drain_timeout),
         ws_read_buffer: args.ws_read_buffer,
