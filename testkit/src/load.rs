@@ -1,0 +1,290 @@
+//! The chaos load driver: simulated users that behave like real apps. Each user connects
+//! through HAProxy (WebSocket or long-polling), logs in, acknowledges every `new message`,
+//! sends direct messages to random users, and on any disconnect reconnects and logs in again
+//! by itself (its pending messages then arrive again). The driver records every `send
+//! message` acked `ok` and every id received, so a test can prove that nothing acked was lost.
+
+use chat_client::Client;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    WebSocket,
+    Polling,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// (recipient, id) of every message whose `send message` was acked ok.
+    acked: HashSet<(String, String)>,
+    /// (recipient, id) of every message a recipient's client received.
+    received: HashSet<(String, String)>,
+    /// Longest time any user was without a logged-in connection, per fault window.
+    longest_outage: Duration,
+    /// Users currently logged in.
+    online: HashSet<usize>,
+    /// Error codes seen in `send message` acks.
+    errors: HashMap<String, u64>,
+    reconnects: u64,
+}
+
+pub struct Load {
+    shared: Arc<Mutex<Shared>>,
+    sending: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    sent_ok: Arc<AtomicU64>,
+    tasks: Vec<JoinHandle<()>>,
+    users: usize,
+}
+
+/// What a run proved.
+#[derive(Debug)]
+pub struct Report {
+    pub acked: usize,
+    pub received_of_acked: usize,
+    pub lost: Vec<(String, String)>,
+    pub longest_outage: Duration,
+    pub errors: HashMap<String, u64>,
+    pub reconnects: u64,
+}
+
+fn user_name(i: usize) -> String {
+    format!("user{i:03}")
+}
+
+impl Load {
+    /// Starts `users` users against `url`; every third one uses long-polling.
+    pub fn start(url: &str, users: usize, send_every: Duration) -> Load {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let sending = Arc::new(AtomicBool::new(true));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent_ok = Arc::new(AtomicU64::new(0));
+        let tasks = (0..users)
+            .map(|i| {
+                let transport = if i % 3 == 0 {
+                    Transport::Polling
+                } else {
+                    Transport::WebSocket
+                };
+                tokio::spawn(user_loop(
+                    url.to_owned(),
+                    i,
+                    users,
+                    transport,
+                    send_every,
+                    shared.clone(),
+                    sending.clone(),
+                    stop.clone(),
+                    sent_ok.clone(),
+                ))
+            })
+            .collect();
+        Load {
+            shared,
+            sending,
+            stop,
+            sent_ok,
+            tasks,
+            users,
+        }
+    }
+
+    pub fn pause_sending(&self) {
+        self.sending.store(false, Ordering::SeqCst);
+    }
+
+    pub fn resume_sending(&self) {
+        self.sending.store(true, Ordering::SeqCst);
+    }
+
+    pub fn acked_count(&self) -> u64 {
+        self.sent_ok.load(Ordering::SeqCst)
+    }
+
+    pub fn error_count(&self, code: &str) -> u64 {
+        let s = self.shared.lock().unwrap();
+        s.errors.get(code).copied().unwrap_or(0)
+    }
+
+    /// Starts a new fault window: the longest outage is measured from here.
+    pub fn reset_outage(&self) {
+        self.shared.lock().unwrap().longest_outage = Duration::ZERO;
+    }
+
+    pub fn longest_outage(&self) -> Duration {
+        self.shared.lock().unwrap().longest_outage
+    }
+
+    /// Waits until every user is logged in; returns how long that took.
+    pub async fn wait_all_online(&self, limit: Duration) -> Duration {
+        let t = Instant::now();
+        crate::poll(
+            "every user online",
+            limit,
+            Duration::from_millis(50),
+            || {
+                let n = self.shared.lock().unwrap().online.len();
+                std::future::ready(if n == self.users {
+                    Ok(())
+                } else {
+                    Err(format!("only {n}/{} users online", self.users))
+                })
+            },
+        )
+        .await;
+        t.elapsed()
+    }
+
+    /// Stops sending, waits (bounded) until every acked message was received, and reports.
+    pub async fn settle(&self, limit: Duration) -> Report {
+        self.pause_sending();
+        let t = Instant::now();
+        loop {
+            let missing = {
+                let s = self.shared.lock().unwrap();
+                s.acked.difference(&s.received).count()
+            };
+            if missing == 0 || t.elapsed() > limit {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let s = self.shared.lock().unwrap();
+        let mut lost: Vec<_> = s.acked.difference(&s.received).cloned().collect();
+        lost.sort();
+        Report {
+            acked: s.acked.len(),
+            received_of_acked: s.acked.len() - lost.len(),
+            lost,
+            longest_outage: s.longest_outage,
+            errors: s.errors.clone(),
+            reconnects: s.reconnects,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(70), t).await;
+        }
+    }
+}
+
+async fn connect(url: &str, transport: Transport) -> Option<Client> {
+    let r = match transport {
+        Transport::WebSocket => Client::connect_timeout(url, Duration::from_secs(3)).await,
+        Transport::Polling => Client::connect_polling_timeout(url, Duration::from_secs(3)).await,
+    };
+    r.ok()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn user_loop(
+    url: String,
+    me: usize,
+    users: usize,
+    transport: Transport,
+    send_every: Duration,
+    shared: Arc<Mutex<Shared>>,
+    sending: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    sent_ok: Arc<AtomicU64>,
+) {
+    let name = user_name(me);
+    // A cheap per-user pseudo-random sequence (no shared RNG needed).
+    let mut rng = crate::XorShift::new((me as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut next_peer = move || {
+        let p = rng.below(users as u64) as usize;
+        if p == me {
+            (p + 1) % users
+        } else {
+            p
+        }
+    };
+    let mut offline_since = Some(Instant::now());
+    let mut first = true;
+    while !stop.load(Ordering::SeqCst) {
+        let Some(mut client) = connect(&url, transport).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let login = client
+            .emit_ack_timeout("log in", json!({"username": name}), Duration::from_secs(3))
+            .await;
+        if !matches!(&login, Ok(ack) if ack["ok"] == true) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        {
+            let mut s = shared.lock().unwrap();
+            s.online.insert(me);
+            if let Some(since) = offline_since.take() {
+                if !first {
+                    s.longest_outage = s.longest_outage.max(since.elapsed());
+                    s.reconnects += 1;
+                }
+            }
+        }
+        first = false;
+        // Serve this connection until it breaks.
+        let mut last_send = Instant::now() - send_every;
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            if sending.load(Ordering::SeqCst) && last_send.elapsed() >= send_every {
+                last_send = Instant::now();
+                let to = user_name(next_peer());
+                let text = format!("from {name} to {to}");
+                match client
+                    .emit_ack_timeout(
+                        "send message",
+                        json!({"username": to, "message": text}),
+                        Duration::from_secs(3),
+                    )
+                    .await
+                {
+                    Ok(ack) if ack["ok"] == true => {
+                        if let Some(id) = ack["id"].as_str() {
+                            shared.lock().unwrap().acked.insert((to, id.to_owned()));
+                            sent_ok.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    Ok(ack) => {
+                        let code = ack["error"]["code"].as_str().unwrap_or("?").to_owned();
+                        *shared.lock().unwrap().errors.entry(code).or_default() += 1;
+                    }
+                    // Unknown outcome (the connection broke): not counted as acked.
+                    Err(_) => {}
+                }
+            }
+            match client
+                .wait_for("events", Duration::from_millis(100), |_| true)
+                .await
+            {
+                Ok(ev) if ev.name == "new message" => {
+                    if let Some(id) = ev.data()["id"].as_str() {
+                        shared
+                            .lock()
+                            .unwrap()
+                            .received
+                            .insert((name.clone(), id.to_owned()));
+                    }
+                    if let Some(ack_id) = ev.ack_id {
+                        client.ack(ack_id, json!({}));
+                    }
+                }
+                // `delivered` receipts and the like: nothing to record.
+                Ok(_) | Err(chat_client::Error::Timeout(_)) => {}
+                Err(_) => break,
+            }
+        }
+        shared.lock().unwrap().online.remove(&me);
+        offline_since = Some(Instant::now());
+    }
+}
