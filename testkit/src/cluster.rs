@@ -40,7 +40,9 @@ pub fn chatctl_at(state_dir: &Path, args: &[&str]) -> Finished {
 
 /// A cluster started with `chatctl up --detach`; `Drop` runs `chatctl down` and, if the
 /// supervisor still runs after that, SIGKILLs it by the pid it wrote (its children die with
-/// it through PR_SET_PDEATHSIG).
+/// it through PR_SET_PDEATHSIG). Distinct from [`crate::Workers`]: here chatctl owns every
+/// process and tests reach it through HAProxy and `chatctl`; there the test owns Redis and
+/// each bare worker and talks to each one's own port.
 pub struct Cluster {
     /// The state dir (short, under /tmp: its Unix sockets must fit in 107 bytes).
     pub dir: tempfile::TempDir,
