@@ -1,10 +1,8 @@
 //! SPEC §4: login tokens, and every `[limits]` knob enforced by a real worker.
 
-mod support;
-
+use chat_testkit::*;
 use serde_json::json;
 use std::time::Duration;
-use support::*;
 
 #[tokio::test]
 async fn log_in_needs_a_valid_token_for_that_user_when_auth_is_on() {
@@ -47,7 +45,7 @@ async fn log_in_needs_a_valid_token_for_that_user_when_auth_is_on() {
 
 #[tokio::test]
 async fn auth_is_off_without_a_secret() {
-    let cluster = Cluster::start(1).await;
+    let cluster = Workers::start(1).await;
     let c = cluster.w(0).connect().await;
     assert_eq!(
         ack_code(&c, "log in", json!({"username": "free"})).await,
@@ -57,7 +55,7 @@ async fn auth_is_off_without_a_secret() {
 
 #[tokio::test]
 async fn max_connections_per_worker_refuses_new_handshakes_only() {
-    let cluster = Cluster::start_with(1, &["--max-connections", "2"]).await;
+    let cluster = Workers::start_with(1, &["--max-connections", "2"]).await;
     let w = cluster.w(0);
     let (a, _) = w.login("a").await;
     let (_b, _) = w.login("b").await;
@@ -80,7 +78,7 @@ async fn max_connections_per_worker_refuses_new_handshakes_only() {
 
 #[tokio::test]
 async fn inbox_max_keeps_the_newest_messages() {
-    let cluster = Cluster::start_with(1, &["--inbox-max", "3"]).await;
+    let cluster = Workers::start_with(1, &["--inbox-max", "3"]).await;
     let (a, _) = cluster.w(0).login("a").await;
     for i in 0..5 {
         assert_eq!(
@@ -103,7 +101,7 @@ async fn inbox_max_keeps_the_newest_messages() {
 
 #[tokio::test]
 async fn inbox_ttl_expires_old_messages() {
-    let cluster = Cluster::start_with(1, &["--inbox-ttl", "1"]).await;
+    let cluster = Workers::start_with(1, &["--inbox-ttl", "1"]).await;
     let (a, _) = cluster.w(0).login("a").await;
     assert_eq!(
         ack_code(

@@ -2,11 +2,9 @@
 //! over raw WebSocket frames and over long-polling each close at most their own socket; the
 //! worker keeps serving a bystander and its memory stays bounded.
 
-mod support;
-
+use chat_testkit::*;
 use serde_json::json;
 use std::time::Duration;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -102,7 +100,7 @@ async fn still_serving(w: &Worker, bystander: &Client) {
 
 #[tokio::test]
 async fn malformed_websocket_packets_close_only_their_socket() {
-    let cluster = Cluster::start_with(1, &["--max-message-bytes", "1000"]).await;
+    let cluster = Workers::start_with(1, &["--max-message-bytes", "1000"]).await;
     let w = cluster.w(0);
     let (bystander, _) = w.login("calm").await;
 
@@ -141,7 +139,7 @@ async fn malformed_websocket_packets_close_only_their_socket() {
 
 #[tokio::test]
 async fn truncated_frames_and_unknown_events_harm_nobody_else() {
-    let cluster = Cluster::start(1).await;
+    let cluster = Workers::start(1).await;
     let w = cluster.w(0);
     let (bystander, _) = w.login("calm").await;
 
@@ -207,17 +205,12 @@ async fn polling_post(port: u16, body: &[u8]) -> (u16, String) {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut out)).await;
     let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
+    (chat_testkit::net::status_of(&text), text)
 }
 
 #[tokio::test]
 async fn malformed_polling_bodies_are_refused_without_harm() {
-    let cluster = Cluster::start_with(1, &["--max-message-bytes", "1000"]).await;
+    let cluster = Workers::start_with(1, &["--max-message-bytes", "1000"]).await;
     let w = cluster.w(0);
     let (bystander, _) = w.login("calm").await;
     let bodies: Vec<(&str, Vec<u8>)> = vec![
@@ -254,7 +247,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn memory_stays_bounded_under_repeated_garbage() {
-    let cluster = Cluster::start_with(1, &["--max-message-bytes", "1000"]).await;
+    let cluster = Workers::start_with(1, &["--max-message-bytes", "1000"]).await;
     let w = cluster.w(0);
     let round = || async {
         for _ in 0..50 {

@@ -1,15 +1,13 @@
 //! Faults a worker must survive: a peer SIGKILLed with unacked messages, Redis vanishing and
 //! coming back empty, and a SIGTERM drain.
 
-mod support;
-
+use chat_testkit::*;
 use serde_json::json;
 use std::time::Duration;
-use support::*;
 
 #[tokio::test]
 async fn messages_of_a_sigkilled_workers_user_arrive_at_the_next_log_in_elsewhere() {
-    let mut cluster = Cluster::start(2).await;
+    let mut cluster = Workers::start(2).await;
     let (alice, _) = cluster.w(0).login("alice").await;
     let (mut bob, _) = cluster.w(1).login("bob").await;
     let mut ids = Vec::new();
@@ -29,7 +27,7 @@ async fn messages_of_a_sigkilled_workers_user_arrive_at_the_next_log_in_elsewher
     wait_until(
         "dead worker reaped from the user map",
         Duration::from_secs(15),
-        || async { cluster.redis.cli(&["SCARD", "chat:u:bob:workers"]).await == "0" },
+        || async { cluster.redis.cli(&["SCARD", "chat:u:bob:workers"]) == "0" },
     )
     .await;
     let users = alice.emit_ack("list users", json!({})).await.unwrap();
@@ -50,7 +48,7 @@ async fn messages_of_a_sigkilled_workers_user_arrive_at_the_next_log_in_elsewher
 
 #[tokio::test]
 async fn redis_outage_answers_unavailable_then_heals_by_itself_even_when_empty() {
-    let mut cluster = Cluster::start(2).await;
+    let mut cluster = Workers::start(2).await;
     let (alice, _) = cluster.w(0).login("alice").await;
     let (mut bob, _) = cluster.w(1).login("bob").await;
     let a = alice
@@ -64,13 +62,10 @@ async fn redis_outage_answers_unavailable_then_heals_by_itself_even_when_empty()
         .unwrap();
     assert_eq!(b["ok"], true);
 
-    cluster.redis.kill().await;
+    cluster.redis.kill();
     for w in &cluster.workers {
-        let port = w.port;
-        wait_until("/health 503 while redis is gone", WAIT, || async move {
-            http_get(port, "/health").await.0 == 503
-        })
-        .await;
+        w.wait_health("/health 503 while redis is gone", |s| s == 503)
+            .await;
         assert_eq!(w.metric("chat_redis_up").await, 0.0);
     }
     let ack = alice
@@ -92,57 +87,50 @@ async fn redis_outage_answers_unavailable_then_heals_by_itself_even_when_empty()
     .await;
 
     // Without logging in again, bob receives direct and room messages.
-    let ack = alice
-        .emit_ack("send message", json!({"username":"bob","message":"after"}))
-        .await
-        .unwrap();
-    assert_eq!(ack["ok"], true, "{ack}");
-    let ev = bob
-        .wait_for("direct after heal", WAIT, is_new_message)
-        .await
-        .unwrap();
-    assert_eq!(ev.data()["message"], "after");
-    let ack = alice
-        .emit_ack("room message", json!({"room":"ops","message":"room after"}))
-        .await
-        .unwrap();
-    assert_eq!(ack["ok"], true, "{ack}");
-    let ev = bob
-        .wait_for("room after heal", WAIT, is_new_message)
-        .await
-        .unwrap();
-    assert_eq!(ev.data()["message"], "room after");
+    for (what, event, payload, text) in [
+        (
+            "direct after heal",
+            "send message",
+            json!({"username":"bob","message":"after"}),
+            "after",
+        ),
+        (
+            "room after heal",
+            "room message",
+            json!({"room":"ops","message":"room after"}),
+            "room after",
+        ),
+    ] {
+        let ack = alice.emit_ack(event, payload).await.unwrap();
+        assert_eq!(ack["ok"], true, "{ack}");
+        let ev = bob.wait_for(what, WAIT, is_new_message).await.unwrap();
+        assert_eq!(ev.data()["message"], text);
+    }
 }
 
 #[tokio::test]
 async fn messages_published_while_the_subscriber_was_down_are_redelivered() {
-    let cluster = Cluster::start(2).await;
+    let cluster = Workers::start(2).await;
     let (_alice, _) = cluster.w(0).login("alice").await;
     let (mut bob, _) = cluster.w(1).login("bob").await;
     // A message whose publish bob's worker missed: in the inbox, never on the channel.
-    let id = cluster
-        .redis
-        .cli(&[
-            "XADD",
-            "chat:u:bob:inbox",
-            "*",
-            "from",
-            "alice",
-            "message",
-            "missed",
-            "sentAt",
-            "1",
-        ])
-        .await;
+    let id = cluster.redis.cli(&[
+        "XADD",
+        "chat:u:bob:inbox",
+        "*",
+        "from",
+        "alice",
+        "message",
+        "missed",
+        "sentAt",
+        "1",
+    ]);
     let nothing = bob
         .collect_events("new message", Duration::from_millis(300))
         .await;
     assert!(nothing.is_empty(), "{nothing:?}");
     // Cut the workers' subscriptions; on resubscribing they resend their users' inboxes.
-    let killed = cluster
-        .redis
-        .cli(&["CLIENT", "KILL", "TYPE", "pubsub"])
-        .await;
+    let killed = cluster.redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
     assert!(killed.parse::<u32>().unwrap_or(0) >= 2, "{killed}");
     let ev = bob
         .wait_for("redelivery after resubscribe", WAIT, is_new_message)
@@ -154,7 +142,7 @@ async fn messages_published_while_the_subscriber_was_down_are_redelivered() {
 
 #[tokio::test]
 async fn sigterm_drains_clients_leave_the_user_map_and_the_worker_exits() {
-    let mut cluster = Cluster::start(2).await;
+    let mut cluster = Workers::start(2).await;
     let (alice, _) = cluster.w(0).login("alice").await;
     let (mut bob, _) = cluster.w(1).login("bob").await;
     cluster.workers[1].sigterm();
@@ -163,10 +151,7 @@ async fn sigterm_drains_clients_leave_the_user_map_and_the_worker_exits() {
     assert_eq!(reason, "transport close");
     let code = cluster.workers[1].wait_exit(Duration::from_secs(12)).await;
     assert_eq!(code, Some(0));
-    assert_eq!(
-        cluster.redis.cli(&["SCARD", "chat:u:bob:workers"]).await,
-        "0"
-    );
+    assert_eq!(cluster.redis.cli(&["SCARD", "chat:u:bob:workers"]), "0");
     let users = alice.emit_ack("list users", json!({})).await.unwrap();
     assert_eq!(users["users"], json!(["alice"]));
     let log = cluster.workers[1].log_text();
@@ -175,15 +160,12 @@ async fn sigterm_drains_clients_leave_the_user_map_and_the_worker_exits() {
 
 #[tokio::test]
 async fn health_is_503_while_draining() {
-    let cluster = Cluster::start_with(1, &["--drain-timeout", "5"]).await;
+    let cluster = Workers::start_with(1, &["--drain-timeout", "5"]).await;
     let w = cluster.w(0);
     // A client that never closes keeps the drain busy only until its transport is closed;
     // poll /health right after SIGTERM: it must not be 200 at any point afterwards.
     let (_c, _) = w.login("x").await;
     w.sigterm();
-    let port = w.port;
-    wait_until("/health to stop answering 200", WAIT, || async move {
-        http_get(port, "/health").await.0 != 200
-    })
-    .await;
+    w.wait_health("/health to stop answering 200", |s| s != 200)
+        .await;
 }

@@ -1,14 +1,12 @@
 //! SPEC §3 across two real workers on one real Redis, with the Rust client.
 
-mod support;
-
+use chat_testkit::*;
 use serde_json::json;
 use std::time::Duration;
-use support::*;
 
 #[tokio::test]
 async fn direct_message_crosses_workers_and_the_sender_gets_a_receipt() {
-    let cluster = Cluster::start(2).await;
+    let cluster = Workers::start(2).await;
     let (alice, _) = cluster.w(0).login("alice").await;
     let (mut bob, _) = cluster.w(1).login("bob").await;
     let mut alice = alice;
@@ -31,7 +29,7 @@ async fn direct_message_crosses_workers_and_the_sender_gets_a_receipt() {
 
     // Acked means gone from the inbox: a new login has nothing pending.
     wait_until("inbox to empty", WAIT, || async {
-        cluster.redis.cli(&["XLEN", "chat:u:bob:inbox"]).await == "0"
+        cluster.redis.cli(&["XLEN", "chat:u:bob:inbox"]) == "0"
     })
     .await;
     let (_bob2, ack) = cluster.w(0).login("bob").await;
@@ -40,11 +38,11 @@ async fn direct_message_crosses_workers_and_the_sender_gets_a_receipt() {
 
 #[tokio::test]
 async fn a_direct_message_is_published_only_to_the_recipients_workers() {
-    let cluster = Cluster::start(3).await;
+    let cluster = Workers::start(3).await;
     let (alice, _) = cluster.w(0).login("alice").await;
     let (mut bob, _) = cluster.w(1).login("bob").await;
     // The user map names only worker 1 for bob.
-    let members = cluster.redis.cli(&["SMEMBERS", "chat:u:bob:workers"]).await;
+    let members = cluster.redis.cli(&["SMEMBERS", "chat:u:bob:workers"]);
     assert_eq!(members.lines().count(), 1, "{members}");
     assert!(members.starts_with("1-"), "{members}");
 
@@ -58,11 +56,11 @@ async fn a_direct_message_is_published_only_to_the_recipients_workers() {
     assert_eq!(after[0], before[0]);
     assert_eq!(after[2], before[2]);
     // And PUBSUB NUMSUB shows one channel per worker, not a broadcast channel.
-    let channels = cluster.redis.cli(&["PUBSUB", "CHANNELS", "chat:*"]).await;
+    let channels = cluster.redis.cli(&["PUBSUB", "CHANNELS", "chat:*"]);
     assert_eq!(channels.lines().count(), 3, "{channels}");
 }
 
-async fn futures_metric(cluster: &Cluster, name: &str) -> Vec<f64> {
+async fn futures_metric(cluster: &Workers, name: &str) -> Vec<f64> {
     let mut out = Vec::new();
     for w in &cluster.workers {
         out.push(w.metric(name).await);
@@ -72,7 +70,7 @@ async fn futures_metric(cluster: &Cluster, name: &str) -> Vec<f64> {
 
 #[tokio::test]
 async fn offline_inbox_is_delivered_at_log_in_oldest_first() {
-    let cluster = Cluster::start(2).await;
+    let cluster = Workers::start(2).await;
     let (alice, _) = cluster.w(0).login("alice").await;
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -98,7 +96,7 @@ async fn offline_inbox_is_delivered_at_log_in_oldest_first() {
 
 #[tokio::test]
 async fn unacknowledged_messages_come_again_with_the_same_ids_until_acked() {
-    let cluster = Cluster::start(2).await;
+    let cluster = Workers::start(2).await;
     let (alice, _) = cluster.w(0).login("alice").await;
     let (mut dave, _) = cluster.w(1).login("dave").await;
     let id1 = send_ok(&alice, "dave", "one").await;
@@ -117,7 +115,7 @@ async fn unacknowledged_messages_come_again_with_the_same_ids_until_acked() {
     assert_eq!(second.data()["id"], id2);
     dave.ack(first.ack_id.unwrap(), json!(null));
     wait_until("first ack to land", WAIT, || async {
-        cluster.redis.cli(&["XLEN", "chat:u:dave:inbox"]).await == "1"
+        cluster.redis.cli(&["XLEN", "chat:u:dave:inbox"]) == "1"
     })
     .await;
     drop(dave);
@@ -130,7 +128,7 @@ async fn unacknowledged_messages_come_again_with_the_same_ids_until_acked() {
 
 #[tokio::test]
 async fn every_socket_of_a_user_on_any_worker_receives() {
-    let cluster = Cluster::start(2).await;
+    let cluster = Workers::start(2).await;
     let (alice, _) = cluster.w(0).login("alice").await;
     let (mut e1, _) = cluster.w(0).login("erin").await;
     let (mut e2, _) = cluster.w(1).login("erin").await;
@@ -143,14 +141,9 @@ async fn every_socket_of_a_user_on_any_worker_receives() {
     // One worker's sockets closing keeps the user online through the other.
     drop(e2);
     drop(e3);
-    let members = || async {
-        cluster
-            .redis
-            .cli(&["SMEMBERS", "chat:u:erin:workers"])
-            .await
-    };
     wait_until("worker 1 to leave erin's entry", WAIT, || async {
-        members().await.lines().count() == 1
+        let members = cluster.redis.cli(&["SMEMBERS", "chat:u:erin:workers"]);
+        members.lines().count() == 1
     })
     .await;
     let users = alice.emit_ack("list users", json!({})).await.unwrap();
@@ -159,7 +152,7 @@ async fn every_socket_of_a_user_on_any_worker_receives() {
 
 #[tokio::test]
 async fn rooms_span_workers_with_history_and_leave() {
-    let cluster = Cluster::start(2).await;
+    let cluster = Workers::start(2).await;
     let (mut a, _) = cluster.w(0).login("alice").await;
     let (mut b, _) = cluster.w(1).login("bob").await;
 
@@ -246,7 +239,7 @@ async fn rooms_span_workers_with_history_and_leave() {
 
 #[tokio::test]
 async fn list_users_is_sorted_and_follows_disconnects() {
-    let cluster = Cluster::start(2).await;
+    let cluster = Workers::start(2).await;
     let (z, _) = cluster.w(0).login("zed").await;
     let (_a, _) = cluster.w(1).login("amy").await;
     let (m, _) = cluster.w(1).login("mo").await;
@@ -262,7 +255,7 @@ async fn list_users_is_sorted_and_follows_disconnects() {
 
 #[tokio::test]
 async fn each_error_code_is_answered() {
-    let cluster = Cluster::start_with(1, &["--max-message-bytes", "10"]).await;
+    let cluster = Workers::start_with(1, &["--max-message-bytes", "10"]).await;
     let c = cluster.w(0).connect().await;
     assert_eq!(
         ack_code(&c, "send message", json!({"username":"b","message":"m"})).await,
@@ -348,7 +341,7 @@ async fn each_error_code_is_answered() {
 
 #[tokio::test]
 async fn rate_limit_answers_rate_limited() {
-    let cluster = Cluster::start_with(1, &["--messages-per-second", "3"]).await;
+    let cluster = Workers::start_with(1, &["--messages-per-second", "3"]).await;
     let (c, _) = cluster.w(0).login("alice").await;
     let mut codes = Vec::new();
     for _ in 0..6 {
@@ -368,7 +361,7 @@ async fn rate_limit_answers_rate_limited() {
 
 #[tokio::test]
 async fn failures_without_an_ack_callback_arrive_as_chat_error() {
-    let cluster = Cluster::start(1).await;
+    let cluster = Workers::start(1).await;
     let mut c = cluster.w(0).connect().await;
     c.emit("send message", json!({"username":"b","message":"m"}));
     let ev = c.wait_event("chat error", WAIT).await.unwrap();
@@ -395,7 +388,7 @@ async fn failures_without_an_ack_callback_arrive_as_chat_error() {
 
 #[tokio::test]
 async fn oversized_engine_frames_close_only_that_socket() {
-    let cluster = Cluster::start_with(1, &["--max-message-bytes", "100"]).await;
+    let cluster = Workers::start_with(1, &["--max-message-bytes", "100"]).await;
     let (bystander, _) = cluster.w(0).login("calm").await;
     let mut big = cluster.w(0).connect().await;
     // Far beyond the transport's max payload: the worker must drop this socket.
@@ -413,7 +406,7 @@ async fn oversized_engine_frames_close_only_that_socket() {
 
 #[tokio::test]
 async fn http_face_serves_page_health_and_metrics() {
-    let cluster = Cluster::start(1).await;
+    let cluster = Workers::start(1).await;
     let w = cluster.w(0);
     let (status, page) = w.get("/").await;
     assert_eq!(status, 200);
@@ -455,7 +448,7 @@ async fn http_face_serves_page_health_and_metrics() {
 #[tokio::test]
 async fn a_message_of_exactly_max_message_bytes_is_delivered_intact() {
     // 16384 bytes by default, read through a 1 KiB WebSocket read buffer in several chunks.
-    let cluster = Cluster::start(2).await;
+    let cluster = Workers::start(2).await;
     let (alice, _) = cluster.w(0).login("alice").await;
     let (mut bob, _) = cluster.w(1).login("bob").await;
     let text: String = "é".repeat(8192);

@@ -1,15 +1,13 @@
 //! A short smoke of the load generator against a real cluster (benchmarks themselves are not
 //! tests: see BENCHMARKS.md). Proves the bench tool still speaks the protocol end to end.
 
-mod support;
-
-use support::*;
+use chat_testkit::*;
 
 #[tokio::test]
 async fn chat_bench_smoke_through_haproxy() {
     let c = Cluster::up(2);
-    wait_status(&c, "2 workers up", |s| all_up(s, 2)).await;
-    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_chatctl")).with_file_name("chat-bench");
+    c.wait_status("2 workers up", |s| all_up(s, 2)).await;
+    let bench = chat_testkit::proc::bin("chat-bench");
     assert!(
         bench.exists(),
         "build the workspace first: cargo build --workspace"

@@ -4,18 +4,14 @@
 //! must be back within 5 s of each fault, and nothing may leak. Bounded: about a minute each.
 //! The figures it prints are recorded in docs/reliability.md.
 
-mod support;
-
-use std::process::Command;
+use chat_testkit::*;
 use std::time::{Duration, Instant};
-use support::driver::Load;
-use support::*;
 
 const USERS: usize = 120;
 const BACK_WITHIN: Duration = Duration::from_secs(5);
 
-fn kill(sig: &str, pid: u64) {
-    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+fn kill(sig: i32, pid: u64) {
+    signal(pid as u32, sig);
 }
 
 struct Faults<'a> {
@@ -32,10 +28,9 @@ impl Faults<'_> {
         self.load.reset_outage();
         let t = Instant::now();
         inject(self.cluster);
-        wait_status(self.cluster, name, |s| {
-            all_up(s, workers) && s["redis"]["up"] == true
-        })
-        .await;
+        self.cluster
+            .wait_status(name, |s| all_up(s, workers) && s["redis"]["up"] == true)
+            .await;
         self.load.wait_all_online(Duration::from_secs(20)).await;
         // Let traffic flow on the healed cluster before the next fault.
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -60,7 +55,7 @@ fn worker_pid(s: &serde_json::Value, i: usize) -> u64 {
 #[tokio::test]
 async fn acked_messages_survive_worker_haproxy_and_redis_faults() {
     let c = Cluster::up(3);
-    wait_status(&c, "3 workers", |s| all_up(s, 3)).await;
+    c.wait_status("3 workers", |s| all_up(s, 3)).await;
     let load = Load::start(&c.url(), USERS, Duration::from_millis(400));
     load.wait_all_online(Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -72,13 +67,13 @@ async fn acked_messages_survive_worker_haproxy_and_redis_faults() {
         rows: Vec::new(),
     };
     f.fault("SIGKILL worker-1", 3, |c| {
-        kill("-9", worker_pid(&c.status(), 1))
+        kill(libc::SIGKILL, worker_pid(&c.status(), 1))
     })
     .await;
     f.fault("SIGKILL worker-0 and worker-2 at once", 3, |c| {
         let s = c.status();
-        kill("-9", worker_pid(&s, 0));
-        kill("-9", worker_pid(&s, 2));
+        kill(libc::SIGKILL, worker_pid(&s, 0));
+        kill(libc::SIGKILL, worker_pid(&s, 2));
     })
     .await;
     f.fault("chatctl scale 5", 5, |c| {
@@ -98,19 +93,20 @@ async fn acked_messages_survive_worker_haproxy_and_redis_faults() {
     })
     .await;
     f.fault("HAProxy reload (SIGUSR2 to the master)", 3, |c| {
-        kill("-USR2", c.status()["haproxy"]["pid"].as_u64().unwrap());
+        kill(
+            libc::SIGUSR2,
+            c.status()["haproxy"]["pid"].as_u64().unwrap(),
+        );
     })
     .await;
     f.fault("embedded Redis SIGTERM (restarted from its AOF)", 3, |c| {
         let s = c.status();
         let pid = s["redis"]["pid"].as_u64().unwrap();
-        kill("-TERM", pid);
+        kill(libc::SIGTERM, pid);
         // Wait until the supervisor has restarted it under a new pid.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while c.status()["redis"]["pid"].as_u64() == Some(pid) {
-            assert!(Instant::now() < deadline, "redis not restarted");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_sync("redis restarted", Duration::from_secs(15), || {
+            c.status()["redis"]["pid"].as_u64() != Some(pid)
+        });
     })
     .await;
 
@@ -149,29 +145,8 @@ async fn acked_messages_survive_worker_haproxy_and_redis_faults() {
 /// An external Redis (no persistence) that vanishes for a few seconds and comes back empty.
 #[tokio::test]
 async fn external_redis_vanishing_and_returning_empty() {
-    let rdir = tempfile::Builder::new()
-        .prefix("rx")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let sock = rdir.path().join("r.sock");
-    let start_redis = || {
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
-            .arg("--unixsocket")
-            .arg(&sock)
-            .arg("--dir")
-            .arg(rdir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        let child = Reaped(child);
-        wait_sync("redis to start", Duration::from_secs(10), || sock.exists());
-        child
-    };
-    let redis = start_redis();
-    let url = format!("redis+unix://{}", sock.display());
-    let c = Cluster::up_with(2, &["--redis", &url]);
+    let mut redis = Redis::start().await;
+    let c = Cluster::up_with(2, &["--redis", &redis.url()]);
     let load = Load::start(&c.url(), 100, Duration::from_millis(300));
     load.wait_all_online(Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -181,10 +156,9 @@ async fn external_redis_vanishing_and_returning_empty() {
     load.resume_sending();
     let reconnects_before = before.reconnects;
 
-    drop(redis);
-    let _ = std::fs::remove_file(&sock);
+    redis.kill();
     let went_down = Instant::now();
-    wait_status(&c, "workers /health 503", |s| {
+    c.wait_status("workers /health 503", |s| {
         s["workers"]
             .as_array()
             .unwrap()
@@ -204,9 +178,9 @@ async fn external_redis_vanishing_and_returning_empty() {
         "sends answered `unavailable`"
     );
 
-    let redis = start_redis();
+    redis.restart().await;
     let outage = went_down.elapsed();
-    wait_status(&c, "workers healthy again", |s| {
+    c.wait_status("workers healthy again", |s| {
         s["workers"]
             .as_array()
             .unwrap()
@@ -215,18 +189,20 @@ async fn external_redis_vanishing_and_returning_empty() {
     })
     .await;
     // The workers put their live users back by themselves: no client had to reconnect.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let online = c.redis_url_cli(&sock, &["ZCARD", "chat:online"]);
-        if online == "100" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {online} users re-registered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll(
+        "every user re-registered",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            let online = redis.cli(&["ZCARD", "chat:online"]);
+            std::future::ready(if online == "100" {
+                Ok(())
+            } else {
+                Err(format!("only {online} users re-registered"))
+            })
+        },
+    )
+    .await;
     let healed = went_down.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let report = load.settle(Duration::from_secs(30)).await;

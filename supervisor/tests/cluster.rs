@@ -5,34 +5,15 @@
 //! stickiness cookie, and WebSocket) → scale 5 → scale 2 while clients of the surviving
 //! workers stay connected → SIGKILL a worker → reload → down, nothing left running.
 
-mod support;
-
-use chat_client::Client;
+use chat_testkit::cluster::chatctl_at;
+use chat_testkit::*;
 use serde_json::json;
-use std::process::Command;
-use support::*;
-
-async fn login(url: &str, user: &str) -> Client {
-    let c = Client::connect(url).await.expect("connect through haproxy");
-    let ack = c
-        .emit_ack("log in", json!({"username": user}))
-        .await
-        .unwrap();
-    assert_eq!(ack["ok"], true, "{ack}");
-    c
-}
+use std::path::Path;
 
 async fn roundtrip(from: &Client, to: &mut Client, to_name: &str, text: &str) {
-    let ack = from
-        .emit_ack(
-            "send message",
-            json!({"username": to_name, "message": text}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(ack["ok"], true, "{ack}");
+    send_ok(from, to_name, text).await;
     let ev = to
-        .wait_for(text, WAIT, |e| {
+        .wait_for(text, CLUSTER_WAIT, |e| {
             e.name == "new message" && e.data()["message"] == text
         })
         .await
@@ -47,7 +28,9 @@ async fn up_status_clients_scale_crash_reload_down() {
     let c = Cluster::up(3);
 
     // status: 3 up on successive ports, 3 servers in HAProxy.
-    let s = wait_status(&c, "3 workers up in haproxy", |s| all_up(s, 3)).await;
+    let s = c
+        .wait_status("3 workers up in haproxy", |s| all_up(s, 3))
+        .await;
     let ports: Vec<u64> = s["workers"]
         .as_array()
         .unwrap()
@@ -77,13 +60,13 @@ async fn up_status_clients_scale_crash_reload_down() {
 
     // The official client through HAProxy: polling only (needs the stickiness cookie), and
     // WebSocket.
-    node_e2e(&c.url(), "polling").await;
-    node_e2e(&c.url(), "websocket").await;
+    node_e2e(&c.url(), &c.url(), "polling", &[]).await;
+    node_e2e(&c.url(), &c.url(), "websocket", &[]).await;
 
     // Rust clients over WebSocket land on different workers (leastconn) and message each
     // other across them.
-    let mut a = login(&c.url(), "alice").await;
-    let mut b = login(&c.url(), "bob").await;
+    let mut a = login(&c.url(), "alice").await.0;
+    let mut b = login(&c.url(), "bob").await.0;
     let (wa, wb) = (c.worker_of("alice").unwrap(), c.worker_of("bob").unwrap());
     assert_ne!(wa, wb, "leastconn spreads two clients over two workers");
     roundtrip(&a, &mut b, "bob", "a to b").await;
@@ -92,14 +75,16 @@ async fn up_status_clients_scale_crash_reload_down() {
     // scale 5.
     let out = c.ok(&["scale", "5"]);
     assert!(out.contains("5 workers"), "{out}");
-    let s = wait_status(&c, "5 workers up in haproxy", |s| all_up(s, 5)).await;
+    let s = c
+        .wait_status("5 workers up in haproxy", |s| all_up(s, 5))
+        .await;
     assert_eq!(s["haproxy"]["generation"], 2);
 
     // Clients spread over all five; those on workers 0 and 1 must survive scale 2.
     let mut clients = Vec::new();
     for i in 0..8 {
         let name = format!("u{i}");
-        let client = login(&c.url(), &name).await;
+        let client = login(&c.url(), &name).await.0;
         let w = c.worker_of(&name).unwrap();
         clients.push((name, w, client));
     }
@@ -111,7 +96,8 @@ async fn up_status_clients_scale_crash_reload_down() {
     );
     let out = c.ok(&["scale", "2"]);
     assert!(out.contains("2 workers"), "{out}");
-    wait_status(&c, "2 workers up in haproxy", |s| all_up(s, 2)).await;
+    c.wait_status("2 workers up in haproxy", |s| all_up(s, 2))
+        .await;
     let (first, second) = (survivors[0], survivors[1]);
     let (n1, n2) = (clients[first].0.clone(), clients[second].0.clone());
     {
@@ -125,7 +111,7 @@ async fn up_status_clients_scale_crash_reload_down() {
     // Clients of drained workers were closed so they can reconnect elsewhere.
     for (name, w, client) in clients.iter_mut() {
         if *w >= 2 {
-            let reason = client.wait_closed(WAIT).await.unwrap_or_default();
+            let reason = client.wait_closed(CLUSTER_WAIT).await.unwrap_or_default();
             assert_eq!(reason, "transport close", "{name} on worker {w}");
         }
     }
@@ -133,16 +119,15 @@ async fn up_status_clients_scale_crash_reload_down() {
     // SIGKILL worker 1: it comes back on its port, restarts >= 1.
     let before = c.status();
     let victim = before["workers"][1]["pid"].as_u64().unwrap();
-    let _ = Command::new("kill")
-        .args(["-9", &victim.to_string()])
-        .status();
-    let s = wait_status(&c, "worker-1 restarted", |s| {
-        let w = &s["workers"][1];
-        w["state"] == "up"
-            && w["restarts"].as_u64().unwrap_or(0) >= 1
-            && w["pid"].as_u64() != Some(victim)
-    })
-    .await;
+    signal(victim as u32, libc::SIGKILL);
+    let s = c
+        .wait_status("worker-1 restarted", |s| {
+            let w = &s["workers"][1];
+            w["state"] == "up"
+                && w["restarts"].as_u64().unwrap_or(0) >= 1
+                && w["pid"].as_u64() != Some(victim)
+        })
+        .await;
     assert_eq!(s["workers"][1]["port"], before["workers"][1]["port"]);
 
     // reload: every worker pid changes, clients keep working.
@@ -153,20 +138,22 @@ async fn up_status_clients_scale_crash_reload_down() {
         .map(|w| w["pid"].as_u64().unwrap())
         .collect();
     c.ok(&["reload"]);
-    let s = wait_status(&c, "2 workers up after reload", |s| all_up(s, 2)).await;
+    let s = c
+        .wait_status("2 workers up after reload", |s| all_up(s, 2))
+        .await;
     for (i, w) in s["workers"].as_array().unwrap().iter().enumerate() {
         assert_ne!(w["pid"].as_u64().unwrap(), old[i], "worker-{i} pid changed");
     }
-    node_e2e(&c.url(), "polling").await;
-    let mut x = login(&c.url(), "xavier").await;
-    let y = login(&c.url(), "yolanda").await;
+    node_e2e(&c.url(), &c.url(), "polling", &[]).await;
+    let mut x = login(&c.url(), "xavier").await.0;
+    let y = login(&c.url(), "yolanda").await.0;
     roundtrip(&y, &mut x, "xavier", "after reload").await;
 
     // down: nothing of ours keeps running.
     let pids = Cluster::our_pids(&c.status());
     assert!(pids.len() >= 5, "{pids:?}");
     c.ok(&["down"]);
-    wait_pids_gone("after down", &pids, WAIT).await;
+    wait_pids_gone("after down", &pids, CLUSTER_WAIT).await;
     assert!(
         !c.dir.path().join("chatctl.sock").exists(),
         "control socket removed"
@@ -177,8 +164,8 @@ async fn up_status_clients_scale_crash_reload_down() {
 async fn second_up_on_a_live_state_dir_fails_clearly() {
     let c = Cluster::up(1);
     let out = c.chatctl(&["up", "--workers", "1", "--port", "1", "--base-port", "2"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.code(), Some(1));
+    let err = out.stderr;
     assert!(err.contains("already up"), "{err}");
     // Logs: one child's file, or all of them prefixed by name; unknown names list the known.
     let one = c.ok(&["logs", "worker-0"]);
@@ -188,12 +175,12 @@ async fn second_up_on_a_live_state_dir_fails_clearly() {
         assert!(all.contains(name), "{name} missing in all logs");
     }
     let out = c.chatctl(&["logs", "worker-9"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("available: chatctl"));
+    assert_eq!(out.code(), Some(1));
+    assert!(out.stderr.contains("available: chatctl"));
     // Tokens need `[auth] secret`: say so.
     let out = c.chatctl(&["token", "alice"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("auth is off"));
+    assert_eq!(out.code(), Some(1));
+    assert!(out.stderr.contains("auth is off"));
     // The control socket is private to its owner.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(c.dir.path().join("chatctl.sock"))
@@ -211,25 +198,18 @@ async fn second_up_on_a_live_state_dir_fails_clearly() {
 #[test]
 fn usage_and_input_errors_exit_with_the_right_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_chatctl"))
-            .arg("--state-dir")
-            .arg(dir.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| chatctl_at(dir.path(), args);
     let out = run(&["up", "--workers", "lots"]);
-    assert_eq!(out.status.code(), Some(2), "usage error");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("auto"));
+    assert_eq!(out.code(), Some(2), "usage error");
+    assert!(out.stderr.contains("auto"));
     let out = run(&["scale", "0"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.code(), Some(2));
     let out = run(&["frobnicate"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.code(), Some(2));
 
     let out = run(&["status"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.code(), Some(1));
+    let err = out.stderr;
     assert!(
         err.contains("no cluster is up") && err.contains("chatctl up"),
         "{err}"
@@ -238,22 +218,17 @@ fn usage_and_input_errors_exit_with_the_right_codes() {
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[cluster]\nwokers = 2\n").unwrap();
     let out = run(&["up", "--config", cfg.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.code(), Some(1));
+    let err = out.stderr;
     assert!(err.contains("wokers"), "names the unknown key: {err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
 
     // A foreign file where the control socket goes.
     let foreign = tempfile::tempdir().unwrap();
     std::fs::write(foreign.path().join("chatctl.sock"), "not a socket").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_chatctl"))
-        .arg("--state-dir")
-        .arg(foreign.path())
-        .args(["up", "--workers", "1"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a chatctl socket"));
+    let out = chatctl_at(foreign.path(), &["up", "--workers", "1"]);
+    assert_eq!(out.code(), Some(1));
+    assert!(out.stderr.contains("not a chatctl socket"));
 }
 
 #[test]
@@ -262,10 +237,10 @@ fn busy_port_and_unwritable_state_dir_fail_before_starting_anything() {
     let port = busy.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let base = free_port_range(2).to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_chatctl"))
-        .arg("--state-dir")
-        .arg(dir.path())
-        .args([
+    let port_s = port.to_string();
+    let out = chatctl_at(
+        dir.path(),
+        &[
             "up",
             "--workers",
             "1",
@@ -273,25 +248,24 @@ fn busy_port_and_unwritable_state_dir_fail_before_starting_anything() {
             "127.0.0.1",
             "--base-port",
             &base,
-        ])
-        .args(["--port", &port.to_string()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+            "--port",
+            &port_s,
+        ],
+    );
+    assert_eq!(out.code(), Some(1));
+    let err = out.stderr;
     assert!(
         err.contains(&format!("port {port}")) && err.contains("--port"),
         "{err}"
     );
     assert!(!dir.path().join("chatctl.sock").exists());
 
-    let out = Command::new(env!("CARGO_BIN_EXE_chatctl"))
-        .args(["--state-dir", "/proc/forbidden/state"])
-        .args(["up", "--workers", "1", "--base-port", &base])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = chatctl_at(
+        Path::new("/proc/forbidden/state"),
+        &["up", "--workers", "1", "--base-port", &base],
+    );
+    assert_eq!(out.code(), Some(1));
+    let err = out.stderr;
     assert!(err.contains("--state-dir"), "{err}");
 }
 
@@ -329,14 +303,12 @@ fn missing_binaries_say_which_package_to_install() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("chat.toml");
     std::fs::write(&cfg, "[haproxy]\nbinary = \"/nonexistent/haproxy\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_chatctl"))
-        .arg("--state-dir")
-        .arg(dir.path().join("s"))
-        .args(["up", "--workers", "1", "--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = chatctl_at(
+        &dir.path().join("s"),
+        &["up", "--workers", "1", "--config", cfg.to_str().unwrap()],
+    );
+    assert_eq!(out.code(), Some(1));
+    let err = out.stderr;
     assert!(err.contains("install the `haproxy` package"), "{err}");
     assert!(
         !dir.path().join("s/chatctl.sock").exists(),
@@ -347,24 +319,18 @@ fn missing_binaries_say_which_package_to_install() {
 #[tokio::test]
 async fn a_killed_supervisor_orphans_nothing_and_its_stale_socket_is_replaced() {
     let c = Cluster::up(2);
-    let s = wait_status(&c, "2 workers up", |s| all_up(s, 2)).await;
+    let s = c.wait_status("2 workers up", |s| all_up(s, 2)).await;
     let pids = Cluster::our_pids(&s);
     let supervisor = s["supervisor"]["pid"].as_u64().unwrap();
-    let _ = Command::new("kill")
-        .args(["-9", &supervisor.to_string()])
-        .status();
+    signal(supervisor as u32, libc::SIGKILL);
     // PR_SET_PDEATHSIG: every child goes with it (workers drain, Redis and HAProxy stop).
-    wait_pids_gone("orphans of the killed supervisor", &pids, WAIT).await;
+    wait_pids_gone("orphans of the killed supervisor", &pids, CLUSTER_WAIT).await;
     assert!(
         c.dir.path().join("chatctl.sock").exists(),
         "the socket is left behind, stale"
     );
     let out = c.chatctl(&["status"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a stale socket is not a live cluster"
-    );
+    assert_eq!(out.code(), Some(1), "a stale socket is not a live cluster");
     // A new `up` on the same state dir detects the stale socket and starts.
     let port = free_port_range(1).to_string();
     let base = free_port_range(2).to_string();
@@ -380,12 +346,8 @@ async fn a_killed_supervisor_orphans_nothing_and_its_stale_socket_is_replaced() 
         "127.0.0.1",
         "--detach",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s = wait_status(&c, "1 worker up again", |s| all_up(s, 1)).await;
+    assert!(out.success(), "{}", out.stderr);
+    let s = c.wait_status("1 worker up again", |s| all_up(s, 1)).await;
     assert_eq!(
         s["redis"]["up"], true,
         "the embedded Redis restarts on its data"

@@ -3,39 +3,19 @@
 //! acked message arrives (it was on a replica before its ack: `WAIT`), and the service is back
 //! within 10 s.
 
-mod support;
-
+use chat_testkit::redis::cli_output;
+use chat_testkit::*;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use support::driver::Load;
-use support::*;
 
+/// redis-cli against 127.0.0.1:`port` (a Sentinel's).
 fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn redis(dir: &Path, port: u16, replica_of: Option<u16>) -> Reaped {
-    let mut cmd = Command::new("redis-server");
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(p) = replica_of {
-        cmd.args(["--replicaof", "127.0.0.1", &p.to_string()]);
-    }
-    let child = Reaped(cmd.spawn().expect("redis-server"));
-    wait_sync("redis up", Duration::from_secs(10), || {
-        cli(port, &["PING"]) == "PONG"
-    });
-    child
+    cli_output(
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args),
+    )
 }
 
 fn sentinel(dir: &Path, port: u16, primary: u16) -> Reaped {
@@ -52,15 +32,7 @@ fn sentinel(dir: &Path, port: u16, primary: u16) -> Reaped {
         ),
     )
     .unwrap();
-    let child = Reaped(
-        Command::new("redis-server")
-            .arg(&conf)
-            .arg("--sentinel")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server --sentinel"),
-    );
+    let child = Reaped::spawn(Command::new("redis-server").arg(&conf).arg("--sentinel"));
     wait_sync("sentinel up", Duration::from_secs(10), || {
         cli(port, &["PING"]) == "PONG"
     });
@@ -76,9 +48,11 @@ async fn primary_killed_under_load_loses_no_acked_message() {
     let base = free_port_range(6);
     let (p0, p1, p2) = (base, base + 1, base + 2);
     let sentinels = [base + 3, base + 4, base + 5];
-    let mut primary = Some(redis(dir.path(), p0, None));
-    let _r1 = redis(dir.path(), p1, Some(p0));
-    let _r2 = redis(dir.path(), p2, Some(p0));
+    let p0_s = p0.to_string();
+    let replica = ["--replicaof", "127.0.0.1", &p0_s];
+    let mut primary = Some(Redis::start_tcp(p0, &[]).await);
+    let _r1 = Redis::start_tcp(p1, &replica).await;
+    let _r2 = Redis::start_tcp(p2, &replica).await;
     wait_sync("both replicas attached", Duration::from_secs(15), || {
         cli(p0, &["INFO", "replication"]).contains("connected_slaves:2")
     });
@@ -100,7 +74,7 @@ async fn primary_killed_under_load_loses_no_acked_message() {
         sentinels[0], sentinels[1], sentinels[2]
     );
     let c = Cluster::up_with(2, &["--redis", &url]);
-    wait_status(&c, "2 workers up", |s| all_up(s, 2)).await;
+    c.wait_status("2 workers up", |s| all_up(s, 2)).await;
     let load = Load::start(&c.url(), 100, Duration::from_millis(300));
     load.wait_all_online(Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -110,14 +84,12 @@ async fn primary_killed_under_load_loses_no_acked_message() {
     let acked_at_kill = load.acked_count();
     let killed = Instant::now();
     drop(primary.take());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while load.acked_count() < acked_at_kill + 50 {
-        assert!(
-            Instant::now() < deadline,
-            "service not back within 10 s of the primary's death"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "service back within 10 s of the primary's death",
+        Duration::from_secs(10),
+        || async { load.acked_count() >= acked_at_kill + 50 },
+    )
+    .await;
     let back_after = killed.elapsed();
     let new_primary = cli(
         sentinels[0],

@@ -2,10 +2,8 @@
 //! optional plain-HTTP redirect; and nothing private is exposed (control socket, HAProxy admin
 //! socket, embedded Redis).
 
-mod support;
-
+use chat_testkit::*;
 use std::process::Command;
-use support::*;
 
 /// A self-signed certificate for 127.0.0.1 (openssl CLI): (combined PEM for HAProxy, cert).
 fn make_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -76,8 +74,8 @@ async fn official_client_over_wss_and_https_polling_with_an_http_redirect() {
     );
     let url = format!("https://127.0.0.1:{}", c.port);
     let ca = [("NODE_EXTRA_CA_CERTS", cert.as_os_str())];
-    node_e2e_env(&url, "websocket", &ca).await;
-    node_e2e_env(&url, "polling", &ca).await;
+    node_e2e(&url, &url, "websocket", &ca).await;
+    node_e2e(&url, &url, "polling", &ca).await;
 
     // Plain HTTP on the redirect port answers 301 to the HTTPS port.
     let answer = curl_write_out(

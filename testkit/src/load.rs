@@ -123,18 +123,21 @@ impl Load {
     /// Waits until every user is logged in; returns how long that took.
     pub async fn wait_all_online(&self, limit: Duration) -> Duration {
         let t = Instant::now();
-        loop {
-            let n = self.shared.lock().unwrap().online.len();
-            if n == self.users {
-                return t.elapsed();
-            }
-            assert!(
-                t.elapsed() < limit,
-                "only {n}/{} users back online after {limit:?}",
-                self.users
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::poll(
+            "every user online",
+            limit,
+            Duration::from_millis(50),
+            || {
+                let n = self.shared.lock().unwrap().online.len();
+                std::future::ready(if n == self.users {
+                    Ok(())
+                } else {
+                    Err(format!("only {n}/{} users online", self.users))
+                })
+            },
+        )
+        .await;
+        t.elapsed()
     }
 
     /// Stops sending, waits (bounded) until every acked message was received, and reports.
@@ -194,12 +197,9 @@ async fn user_loop(
 ) {
     let name = user_name(me);
     // A cheap per-user pseudo-random sequence (no shared RNG needed).
-    let mut seed = (me as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut rng = crate::XorShift::new((me as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut next_peer = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let p = (seed % users as u64) as usize;
+        let p = rng.below(users as u64) as usize;
         if p == me {
             (p + 1) % users
         } else {
