@@ -1,10 +1,8 @@
 //! Issue 10, "bounded per socket and per user": what one client can make a worker hold.
 
-mod support;
-
 use serde_json::json;
 use std::time::Duration;
-use support::*;
+use chat_testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -152,7 +150,7 @@ async fn slow_readers_are_disconnected_and_lose_nothing() {
     const SENDERS: usize = 4;
     const PER_SENDER: usize = 200;
     let cluster =
-        Cluster::start_with(1, &["--messages-per-second", "1000", "--inbox-max", "5000"]).await;
+        Workers::start_with(1, &["--messages-per-second", "1000", "--inbox-max", "5000"]).await;
     let w = cluster.w(0);
     let mut slow = Vec::new();
     for _ in 0..SLOW {
@@ -208,7 +206,7 @@ async fn slow_readers_are_disconnected_and_lose_nothing() {
 /// stays logged out; other users are not affected.
 #[tokio::test]
 async fn sockets_per_user_are_capped() {
-    let cluster = Cluster::start(1).await;
+    let cluster = Workers::start(1).await;
     let w = cluster.w(0);
     let mut held = Vec::new();
     for _ in 0..16 {
@@ -251,7 +249,7 @@ async fn sockets_per_user_are_capped() {
 #[tokio::test]
 async fn rooms_per_socket_are_capped() {
     // 100 joins in a row is a flood for `events_per_second`; this test is about rooms.
-    let cluster = Cluster::start_with(1, &["--events-per-second", "1000"]).await;
+    let cluster = Workers::start_with(1, &["--events-per-second", "1000"]).await;
     let (c, _) = cluster.w(0).login("joiner").await;
     for i in 0..100 {
         assert_eq!(
@@ -294,7 +292,7 @@ async fn send_many(from: &Client, to: &str, n: usize, size: usize) -> Vec<String
 /// not acknowledge gets no more than that; the rest waits in the inbox.
 #[tokio::test]
 async fn unacked_messages_in_flight_are_bounded() {
-    let cluster = Cluster::start_with(1, &["--messages-per-second", "1000"]).await;
+    let cluster = Workers::start_with(1, &["--messages-per-second", "1000"]).await;
     let w = cluster.w(0);
     let (sender, _) = w.login("sender").await;
     let (mut lazy, _) = w.login("lazy").await;
@@ -340,7 +338,7 @@ async fn receive_acking(c: &mut Client, n: usize) -> Vec<String> {
 /// once; a client that acknowledges gets all of them, in order, without being cut.
 #[tokio::test]
 async fn log_in_backlog_is_paged() {
-    let cluster = Cluster::start_with(1, &["--messages-per-second", "1000"]).await;
+    let cluster = Workers::start_with(1, &["--messages-per-second", "1000"]).await;
     let w = cluster.w(0);
     let (sender, _) = w.login("sender").await;
     let sent = send_many(&sender, "bulk", 300, 16_000).await;
@@ -369,7 +367,7 @@ async fn log_in_backlog_is_paged() {
 /// as one 800 KB reply; the newest ones are kept.
 #[tokio::test]
 async fn join_room_history_is_bounded_in_size() {
-    let cluster = Cluster::start_with(1, &["--messages-per-second", "1000"]).await;
+    let cluster = Workers::start_with(1, &["--messages-per-second", "1000"]).await;
     let w = cluster.w(0);
     let (talker, _) = w.login("talker").await;
     assert_eq!(
@@ -416,7 +414,7 @@ async fn burst(c: &Client, event: &str, data: serde_json::Value, n: usize) -> Ve
 /// but `send message`/`room message`, unknown events included.
 #[tokio::test]
 async fn every_event_is_rate_limited() {
-    let cluster = Cluster::start(1).await;
+    let cluster = Workers::start(1).await;
     let w = cluster.w(0);
     for (event, data) in [
         ("list users", json!({})),
@@ -460,7 +458,7 @@ async fn closed_within(mut tcp: TcpStream, limit: Duration) -> Duration {
 /// `max_connections_per_worker`.
 #[tokio::test]
 async fn half_open_connections_time_out_and_count() {
-    let cluster = Cluster::start_with(1, &["--max-connections", "2"]).await;
+    let cluster = Workers::start_with(1, &["--max-connections", "2"]).await;
     let w = cluster.w(0);
     let mut slow_head = TcpStream::connect(("127.0.0.1", w.port)).await.unwrap();
     slow_head
@@ -495,7 +493,7 @@ async fn half_open_connections_time_out_and_count() {
 /// count follows what each transport writes).
 #[tokio::test]
 async fn readers_are_not_cut_over_websocket_or_polling() {
-    let cluster = Cluster::start_with(1, &["--messages-per-second", "1000"]).await;
+    let cluster = Workers::start_with(1, &["--messages-per-second", "1000"]).await;
     let w = cluster.w(0);
     let (sender, _) = w.login("sender").await;
     let mut ws = w.connect().await;
@@ -546,7 +544,7 @@ async fn http_raw(port: u16, method: &str, target: &str, body: &str) -> (u16, St
 /// WebSocket one once the room traffic queued for it passes the bound.
 #[tokio::test]
 async fn a_polling_client_that_stops_polling_is_cut() {
-    let cluster = Cluster::start_with(1, &["--messages-per-second", "1000"]).await;
+    let cluster = Workers::start_with(1, &["--messages-per-second", "1000"]).await;
     let w = cluster.w(0);
     let (_, open) = http_raw(w.port, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
     let open: serde_json::Value =
