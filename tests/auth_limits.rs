@@ -4,13 +4,16 @@ use chat_testkit::*;
 use serde_json::json;
 use std::time::Duration;
 
+/// At least `chat::auth::MIN_SECRET_BYTES` long, as the worker requires.
+const SECRET: &str = "a-test-secret-of-at-least-32-bytes!";
+
 #[tokio::test]
 async fn log_in_needs_a_valid_token_for_that_user_when_auth_is_on() {
     let redis = Redis::start().await;
-    let w = Worker::start_env(&redis.url(), 0, &[], &[(chat::auth::SECRET_ENV, "s3cret")]).await;
+    let w = Worker::start_env(&redis.url(), 0, &[], &[(chat::auth::SECRET_ENV, SECRET)]).await;
     let c = w.connect().await;
-    let good = chat::auth::issue("s3cret", "alice", 60).unwrap();
-    let other_user = chat::auth::issue("s3cret", "bob", 60).unwrap();
+    let good = chat::auth::issue(SECRET, "alice", 60).unwrap();
+    let other_user = chat::auth::issue(SECRET, "bob", 60).unwrap();
     let wrong_key = chat::auth::issue("not-the-secret", "alice", 60).unwrap();
     for token in [
         None,
@@ -122,4 +125,21 @@ async fn inbox_ttl_expires_old_messages() {
         ack["pending"] == 0
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_worker_refuses_an_auth_secret_shorter_than_32_bytes() {
+    let redis = Redis::start().await;
+    let out = chat_testkit::proc::run_bounded(
+        std::process::Command::new(chat_testkit::proc::bin("chat-worker"))
+            .args(["--port", "0", "--id", "0", "--redis", &redis.url()])
+            .env(chat::auth::SECRET_ENV, "short"),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.describe("chat-worker"));
+    assert!(
+        out.describe("chat-worker").contains("at least 32"),
+        "{}",
+        out.describe("chat-worker")
+    );
 }

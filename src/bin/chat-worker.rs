@@ -107,6 +107,9 @@ fn main() -> anyhow::Result<()> {
         ),
         ..WorkerConfig::new(args.id, args.redis)
     };
+    if let Some(secret) = &config.auth_secret {
+        chat::auth::check_secret(secret).map_err(anyhow::Error::msg)?;
+    }
     // One thread per worker is the point of one worker per core.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -272,7 +272,11 @@ fn busy_port_and_unwritable_state_dir_fail_before_starting_anything() {
 #[tokio::test]
 async fn chatctl_token_logs_in_when_auth_is_on() {
     let cfg = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(cfg.path(), "[auth]\nsecret = \"cluster-secret\"\n").unwrap();
+    std::fs::write(
+        cfg.path(),
+        "[auth]\nsecret = \"cluster-secret-of-at-least-32-bytes\"\n",
+    )
+    .unwrap();
     let c = Cluster::up_with(1, &["--config", cfg.path().to_str().unwrap()]);
     let token = c.ok(&["token", "alice", "--ttl", "60"]).trim().to_owned();
     assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
@@ -295,7 +299,7 @@ async fn chatctl_token_logs_in_when_auth_is_on() {
     // The secret never appears on a worker's command line.
     let pid = c.status()["workers"][0]["pid"].as_u64().unwrap();
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(!String::from_utf8_lossy(&cmdline).contains("cluster-secret"));
+    assert!(!String::from_utf8_lossy(&cmdline).contains("cluster-secret-of-at-least-32-bytes"));
 }
 
 #[test]
