@@ -1,6 +1,22 @@
 //! `chatctl`: one command to run a chat cluster (SPEC §2). `up` runs the supervisor (in the
 //! foreground, or in the background with `--detach`); every other subcommand is a client of
 //! it over the control socket, except `logs`, which reads the files itself.
+//!
+//! Layout (pure decisions, unit-tested, marked *):
+//! - `cli` — the subcommands and flags (clap); `settings`* — flags + chat.toml merged.
+//! - `control` — the control socket: serve, call, probe for a live/stale socket.
+//! - `daemon/` — the supervisor, one job per module:
+//!   - `lifecycle`* — a child's state as one step function `(state, event, now)`;
+//!   - `children` — spawn, exit, backoff for workers, the embedded Redis and HAProxy alike;
+//!   - `workers` — worker slots, health waits and checks; `frontdoor` — HAProxy config
+//!     view, reloads, runtime API; `redis` — the embedded Redis (conf template*, PING);
+//!   - `members` — multi-host registration; `status` — the report `chatctl status` shows;
+//!   - `handlers/` — one handler per control request; `preflight` — checks before `up`,
+//!     state-dir files; `wait` — `wait_until`; `http` — GET `/health`, `/metrics`.
+//! - `policy`* — restart backoff; `plan`* — scale plans and ports; `haproxy` — render*,
+//!   validate, admin socket; `membership` — the service's members in Redis.
+//! - `procs` — child process plumbing (logs, limits, /proc); `logs` — `chatctl logs`;
+//!   `status`* — the status table; `token` — login tokens.
 
 mod cli;
 mod control;
