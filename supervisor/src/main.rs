@@ -120,7 +120,7 @@ async fn up(state_flag: Option<&PathBuf>, args: UpArgs) -> anyhow::Result<()> {
         SocketProbe::Absent | SocketProbe::Stale => {}
     }
     if args.detach && std::env::var_os(DETACHED_ENV).is_none() {
-        return detach(&state_dir, settings.workers, settings.haproxy.enabled).await;
+        return detach(&state_dir, &settings).await;
     }
     let pre = daemon::preflight(&settings, &state_dir)?;
     let foreground = std::env::var_os(DETACHED_ENV).is_none();
@@ -184,7 +184,12 @@ async fn wait_for_stop(sup: &std::sync::Arc<daemon::Supervisor>) {
 
 /// Starts the supervisor in the background (its own session, output in logs/chatctl.log)
 /// and returns once every worker is healthy and HAProxy serves.
-async fn detach(state_dir: &StateDir, workers: u32, haproxy: bool) -> anyhow::Result<()> {
+async fn detach(state_dir: &StateDir, settings: &settings::Settings) -> anyhow::Result<()> {
+    let (workers, haproxy) = (settings.workers, settings.haproxy.enabled);
+    let front_addr = match settings.haproxy.bind.as_str() {
+        "0.0.0.0" => "127.0.0.1",
+        bind => bind,
+    };
     std::fs::create_dir_all(state_dir.logs_dir()).with_context(|| {
         format!(
             "cannot create {}: choose a writable --state-dir",
@@ -241,7 +246,13 @@ async fn detach(state_dir: &StateDir, workers: u32, haproxy: bool) -> anyhow::Re
                 && s.workers
                     .iter()
                     .all(|w| w.state == chat::control::WorkerState::Up)
-                && (s.haproxy.pid.is_some() || !haproxy);
+                && (!haproxy
+                    || (s.haproxy.pid.is_some()
+                        // Serving, so its sockets exist too (the supervisor's start waits
+                        // for this before it returns, but status answers earlier).
+                        && tokio::net::TcpStream::connect((front_addr, settings.port))
+                            .await
+                            .is_ok()));
             if ready {
                 let front = if haproxy {
                     format!("HAProxy on port {}", s.haproxy.port)
