@@ -42,6 +42,15 @@ pub struct CfgView {
     pub servers: Vec<Server>,
 }
 
+/// The one naming rule for a local worker's server (and stickiness cookie): `w<id>` on a
+/// single host; with `--advertise ADDR`, the host-independent member name.
+pub fn server_name(advertise: Option<&str>, id: u32, port: u16) -> String {
+    match advertise {
+        Some(host) => crate::membership::server_name(host, port),
+        None => format!("w{id}"),
+    }
+}
+
 /// HAProxy needs two descriptors per proxied connection plus a few of its own: fit maxconn
 /// to the descriptor limit, or it refuses to start.
 pub fn maxconn_for_fd_limit(nofile: u64) -> u64 {

@@ -1,6 +1,22 @@
 //! `chatctl`: one command to run a chat cluster (SPEC §2). `up` runs the supervisor (in the
 //! foreground, or in the background with `--detach`); every other subcommand is a client of
 //! it over the control socket, except `logs`, which reads the files itself.
+//!
+//! Layout (pure decisions, unit-tested, marked *):
+//! - `cli` — the subcommands and flags (clap); `settings`* — flags + chat.toml merged.
+//! - `control` — the control socket: serve, call, probe for a live/stale socket.
+//! - `daemon/` — the supervisor, one job per module:
+//!   - `lifecycle`* — a child's state as one step function `(state, event, now)`;
+//!   - `children` — spawn, exit, backoff for workers, the embedded Redis and HAProxy alike;
+//!   - `workers` — worker slots, health waits and checks; `frontdoor` — HAProxy config
+//!     view, reloads, runtime API; `redis` — the embedded Redis (conf template*, PING);
+//!   - `members` — multi-host registration; `status` — the report `chatctl status` shows;
+//!   - `handlers/` — one handler per control request; `preflight` — checks before `up`,
+//!     state-dir files; `wait` — `wait_until`; `http` — GET `/health`, `/metrics`.
+//! - `policy`* — restart backoff; `plan`* — scale plans and ports; `haproxy` — render*,
+//!   validate, admin socket; `membership` — the service's members in Redis.
+//! - `procs` — child process plumbing (logs, limits, /proc); `logs` — `chatctl logs`;
+//!   `status`* — the status table; `token` — login tokens.
 
 mod cli;
 mod control;
@@ -104,7 +120,7 @@ async fn up(state_flag: Option<&PathBuf>, args: UpArgs) -> anyhow::Result<()> {
         SocketProbe::Absent | SocketProbe::Stale => {}
     }
     if args.detach && std::env::var_os(DETACHED_ENV).is_none() {
-        return detach(&state_dir, settings.workers, settings.haproxy.enabled).await;
+        return detach(&state_dir, &settings).await;
     }
     let pre = daemon::preflight(&settings, &state_dir)?;
     let foreground = std::env::var_os(DETACHED_ENV).is_none();
@@ -168,7 +184,12 @@ async fn wait_for_stop(sup: &std::sync::Arc<daemon::Supervisor>) {
 
 /// Starts the supervisor in the background (its own session, output in logs/chatctl.log)
 /// and returns once every worker is healthy and HAProxy serves.
-async fn detach(state_dir: &StateDir, workers: u32, haproxy: bool) -> anyhow::Result<()> {
+async fn detach(state_dir: &StateDir, settings: &settings::Settings) -> anyhow::Result<()> {
+    let (workers, haproxy) = (settings.workers, settings.haproxy.enabled);
+    let front_addr = match settings.haproxy.bind.as_str() {
+        "0.0.0.0" => "127.0.0.1",
+        bind => bind,
+    };
     std::fs::create_dir_all(state_dir.logs_dir()).with_context(|| {
         format!(
             "cannot create {}: choose a writable --state-dir",
@@ -225,7 +246,13 @@ async fn detach(state_dir: &StateDir, workers: u32, haproxy: bool) -> anyhow::Re
                 && s.workers
                     .iter()
                     .all(|w| w.state == chat::control::WorkerState::Up)
-                && (s.haproxy.pid.is_some() || !haproxy);
+                && (!haproxy
+                    || (s.haproxy.pid.is_some()
+                        // Serving, so its sockets exist too (the supervisor's start waits
+                        // for this before it returns, but status answers earlier).
+                        && tokio::net::TcpStream::connect((front_addr, settings.port))
+                            .await
+                            .is_ok()));
             if ready {
                 let front = if haproxy {
                     format!("HAProxy on port {}", s.haproxy.port)

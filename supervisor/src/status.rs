@@ -32,7 +32,14 @@ pub fn render(r: &StatusReport) -> String {
     ]
     .map(String::from)];
     for w in &r.workers {
-        let name = format!("w{}", w.id);
+        // Under --advertise the name is derived from this host's address, which only the
+        // member entries carry.
+        let advertised = r
+            .members
+            .iter()
+            .find(|m| m.local && m.port == w.port)
+            .map(|m| m.host.as_str());
+        let name = crate::haproxy::server_name(advertised, w.id, w.port);
         let hap = r
             .haproxy
             .servers
@@ -174,6 +181,64 @@ mod tests {
         assert!(t.contains("worker-0  42   30001  0     up     1m15s   2         10     7      1.5%  8.0 MiB  UP"), "{t}");
         assert!(t.contains("config generation 3"));
         assert!(t.contains("up, 0.12 ms round trip"));
+    }
+
+    #[test]
+    fn the_haproxy_column_follows_the_advertised_server_name() {
+        let w = |id: u32, port: u16| WorkerStatus {
+            id,
+            pid: Some(42),
+            port,
+            core: Some(0),
+            state: WorkerState::Up,
+            restarts: 0,
+            connections: None,
+            users: None,
+            cpu_percent: None,
+            rss_bytes: None,
+            uptime_secs: None,
+            health: 200,
+        };
+        let r = StatusReport {
+            supervisor: SupervisorStatus {
+                pid: 1,
+                state_dir: "/s".into(),
+            },
+            workers: vec![w(0, 30001), w(1, 30002)],
+            haproxy: HaproxyStatus {
+                pid: Some(9),
+                port: 8080,
+                generation: 3,
+                servers: vec![ServerStatus {
+                    name: "h10_0_0_7_30001".into(),
+                    state: "UP".into(),
+                }],
+            },
+            redis: RedisStatus {
+                url: "redis://r".into(),
+                embedded: false,
+                pid: None,
+                up: true,
+                rtt_ms: Some(0.1),
+            },
+            members: vec![MemberStatus {
+                host: "10.0.0.7".into(),
+                port: 30001,
+                worker: 0,
+                pid: Some(42),
+                local: true,
+            }],
+        };
+        let t = render(&r);
+        let row = |name: &str| {
+            t.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or("")
+                .to_owned()
+        };
+        assert!(row("worker-0").ends_with("UP"), "{t}");
+        // Not a member (yet): not in this front door's configuration either.
+        assert!(row("worker-1").ends_with('-'), "{t}");
     }
 
     #[test]

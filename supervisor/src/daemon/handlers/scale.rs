@@ -1,0 +1,60 @@
+//! `chatctl scale N`: start the new workers (health-checked, then put in HAProxy), or take
+//! the surplus out of HAProxy, drain and stop them.
+
+use super::super::children::ChildId;
+use super::super::{Sup, Supervisor};
+use crate::plan::{plan_scale, worker_port};
+use anyhow::bail;
+
+impl Supervisor {
+    pub(in crate::daemon) async fn scale(self: &Sup, target: u32) -> anyhow::Result<String> {
+        if target == 0 {
+            bail!("scale to at least 1 worker");
+        }
+        let _op = self.ops.lock().await;
+        let current: Vec<u32> = self.lock().slots.keys().copied().collect();
+        let plan = plan_scale(&current, target);
+        for id in &plan.start {
+            let Some(port) = worker_port(self.settings.base_port, *id) else {
+                bail!("worker {id} would need a port past 65535");
+            };
+            if let Err(e) = std::net::TcpListener::bind((self.worker_host(), port)) {
+                bail!("port {port} for worker-{id} is not free ({e}): free it or scale to fewer workers");
+            }
+        }
+        for id in &plan.start {
+            self.add_slot(*id)?;
+            self.spawn_child(ChildId::Worker(*id))?;
+        }
+        for id in &plan.start {
+            if let Err(e) = self.wait_worker_healthy(*id).await {
+                for id in &plan.start {
+                    self.stop_worker(*id).await;
+                    self.lock().slots.remove(id);
+                }
+                return Err(e);
+            }
+        }
+        if !plan.start.is_empty() {
+            self.register_local().await;
+            self.refresh_members().await;
+            self.reload_haproxy().await?;
+        }
+        if !plan.stop.is_empty() {
+            let admin = self.state_dir.haproxy_admin_socket();
+            for id in &plan.stop {
+                self.retire_from_haproxy(&admin, *id).await;
+            }
+            for id in &plan.stop {
+                self.stop_worker(*id).await;
+                self.lock().slots.remove(id);
+            }
+            self.refresh_members().await;
+            self.reload_haproxy().await?;
+        }
+        Ok(format!(
+            "{target} workers (started {:?}, drained {:?})",
+            plan.start, plan.stop
+        ))
+    }
+}
