@@ -1,8 +1,8 @@
 //! Issue 10, "bounded per socket and per user": what one client can make a worker hold.
 
+use chat_testkit::*;
 use serde_json::json;
 use std::time::Duration;
-use chat_testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
