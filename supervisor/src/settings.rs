@@ -127,11 +127,21 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
         );
     }
     let limits = file.limits.apply(Limits::default());
-    if limits.max_message_bytes == 0 || limits.inbox_max == 0 || limits.messages_per_second == 0 {
-        errors.push(
-            "[limits] max_message_bytes, inbox_max and messages_per_second must be at least 1"
-                .into(),
-        );
+    // A zero here would refuse every message or cut every socket: surely a typo.
+    for (name, value) in [
+        ("max_message_bytes", limits.max_message_bytes as u64),
+        ("inbox_max", limits.inbox_max as u64),
+        ("messages_per_second", u64::from(limits.messages_per_second)),
+        ("events_per_second", u64::from(limits.events_per_second)),
+        (
+            "max_queued_bytes_per_socket",
+            limits.max_queued_bytes_per_socket as u64,
+        ),
+        ("max_sockets_per_user", limits.max_sockets_per_user as u64),
+    ] {
+        if value == 0 {
+            errors.push(format!("[limits] {name} must be at least 1"));
+        }
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -217,6 +227,19 @@ mod tests {
         assert!(errs.iter().any(|e| e.contains("collides")));
         assert!(errs.iter().any(|e| e.contains("redis://")));
         assert!(errs.iter().any(|e| e.contains("--tls-cert")));
+    }
+
+    #[test]
+    fn zero_limits_are_refused_by_name() {
+        let file =
+            FileConfig::parse("[limits]\nevents_per_second = 0\nmax_queued_bytes_per_socket = 0\n")
+                .unwrap();
+        let errs = merge(&UpArgs::default(), &file, 1).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("events_per_second")));
+        assert!(errs
+            .iter()
+            .any(|e| e.contains("max_queued_bytes_per_socket")));
     }
 
     #[test]

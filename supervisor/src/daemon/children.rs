@@ -163,6 +163,19 @@ impl Supervisor {
             .args(["--inbox-max", &l.inbox_max.to_string()])
             .args(["--inbox-ttl", &l.inbox_ttl.to_string()])
             .args([
+                "--max-queued-bytes-per-socket",
+                &l.max_queued_bytes_per_socket.to_string(),
+            ])
+            .args([
+                "--max-sockets-per-user",
+                &l.max_sockets_per_user.to_string(),
+            ])
+            .args([
+                "--max-rooms-per-socket",
+                &l.max_rooms_per_socket.to_string(),
+            ])
+            .args(["--events-per-second", &l.events_per_second.to_string()])
+            .args([
                 "--min-replicas-acked",
                 &self.settings.min_replicas_acked.to_string(),
             ]);
