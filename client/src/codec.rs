@@ -55,6 +55,7 @@ fn split_ack_id(body: &str) -> (Option<u64>, &str) {
 }
 
 /// Splits one text packet; never fails and never parses JSON.
+#[inline] // Per frame in the load generator, across the crate boundary.
 pub fn frame(text: &str) -> Frame<'_> {
     let b = text.as_bytes();
     match b.first() {
