@@ -1,474 +1,267 @@
-//! Engine.IO v4 HTTP long-polling: payload framing, a per-client cookie jar and a minimal
-//! HTTP/1.1 client (hyper 1 over plain TCP, one connection per request).
+//! The HTTP long-polling transport: handshake, Socket.IO connect, and a session run by one
+//! writer task (POSTs) and one reader task (long-poll GETs).
 //!
 //! A polling session is `GET …&transport=polling` (the open packet), then `POST …&sid=SID`
 //! carrying packets joined by the record separator `\x1e`, and long-polling `GET …&sid=SID`
 //! returning one or more packets joined the same way. The server rejects a second concurrent
-//! GET (or POST) of one session, so the client keeps at most one of each in flight.
-//!
-//! Behind HAProxy polling is sticky only through the `SERVERID` cookie it inserts: every
-//! response's `Set-Cookie` goes into the client's jar and the jar goes back as `Cookie` on every
-//! later request of the session.
+//! GET (or POST) of one session, so the client keeps at most one of each in flight. There is
+//! no upgrade to WebSocket: a polling client stays on polling.
 
-use crate::Error;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderMap, ACCEPT, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE};
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
+mod http;
+
+use crate::codec::{self, Packet};
+use crate::session::{self, dispatch, AckMap, Incoming, Outgoing};
+use crate::{Client, Error};
+use http::Http;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
-
-/// Separates packets inside one polling payload (Engine.IO v4).
-pub(crate) const SEPARATOR: char = '\x1e';
+use tokio::sync::{mpsc, watch};
 
 /// Bound on one ordinary request (handshake, POST). A long-poll GET may legitimately last a
 /// whole ping interval plus ping timeout: see [`get_limit`].
-pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The packets of one polling payload, empty ones skipped.
-pub(crate) fn split_payload(body: &str) -> impl Iterator<Item = &str> {
-    body.split(SEPARATOR).filter(|p| !p.is_empty())
-}
-
-/// Joins packets into one polling payload.
-#[cfg(test)]
-pub(crate) fn join_payload<S: AsRef<str>>(packets: &[S]) -> String {
-    let mut out = String::new();
-    for (i, p) in packets.iter().enumerate() {
-        if i > 0 {
-            out.push(SEPARATOR);
-        }
-        out.push_str(p.as_ref());
-    }
-    out
-}
-
-/// Takes from the front of `queue` as many packets as fit in `max_payload` bytes once joined
-/// (always at least one, even an oversized one: the server then refuses it, as it would the
-/// same frame over WebSocket) and joins them.
-pub(crate) fn take_batch(queue: &mut VecDeque<String>, max_payload: usize) -> String {
-    let mut out = String::new();
-    while let Some(p) = queue.front() {
-        let extra = if out.is_empty() { 0 } else { 1 } + p.len();
-        if !out.is_empty() && out.len() + extra > max_payload {
-            break;
-        }
-        if let Some(p) = queue.pop_front() {
-            if !out.is_empty() {
-                out.push(SEPARATOR);
-            }
-            out.push_str(&p);
-        }
-    }
-    out
-}
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a long-poll GET may take: the server answers at the latest with its next ping,
 /// i.e. after `pingInterval`; allow `pingTimeout` and a margin on top, and never less than
 /// [`REQUEST_TIMEOUT`].
-pub(crate) fn get_limit(ping_interval: Duration, ping_timeout: Duration) -> Duration {
+fn get_limit(ping_interval: Duration, ping_timeout: Duration) -> Duration {
     (ping_interval + ping_timeout + Duration::from_secs(10)).max(REQUEST_TIMEOUT)
 }
 
-/// `name=value` of a `Set-Cookie` header value; attributes (`Path`, `Max-Age`, …) ignored.
-pub(crate) fn parse_set_cookie(value: &str) -> Option<(String, String)> {
-    let pair = value.split(';').next()?;
-    let (name, value) = pair.split_once('=')?;
-    let name = name.trim();
-    if name.is_empty() {
-        return None;
-    }
-    Some((name.to_owned(), value.trim().to_owned()))
-}
+/// Why a polling session ended, shared by its reader and writer: the first to see the end
+/// records it, the other stops.
+type Ended = Arc<watch::Sender<Option<String>>>;
 
-/// A minimal cookie jar: name=value pairs in first-set order, a later `Set-Cookie` of the same
-/// name replacing the value. Domains, paths and expiry are not modelled: one jar serves one
-/// client talking to one origin.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct CookieJar {
-    cookies: Vec<(String, String)>,
-}
-
-impl CookieJar {
-    pub(crate) fn store(&mut self, set_cookie: &str) {
-        let Some((name, value)) = parse_set_cookie(set_cookie) else {
-            return;
-        };
-        match self.cookies.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = value,
-            None => self.cookies.push((name, value)),
-        }
-    }
-
-    /// The `Cookie` request header, if there is anything to send.
-    pub(crate) fn header(&self) -> Option<String> {
-        if self.cookies.is_empty() {
-            return None;
-        }
-        let pairs: Vec<String> = self
-            .cookies
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect();
-        Some(pairs.join("; "))
-    }
-}
-
-/// Percent-encodes a query value (Engine.IO sids are URL-safe already; this is a guard).
-fn encode_query(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
+/// Records `reason` unless an earlier one is already there.
+fn end_session(ended: &Ended, reason: String) {
+    ended.send_if_modified(|r| {
+        if r.is_none() {
+            *r = Some(reason);
+            true
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            false
         }
-    }
-    out
+    });
 }
 
-fn http_err(e: hyper::Error) -> Error {
-    Error::Http(e.to_string())
+/// Resolves once the session has ended, with the recorded reason.
+async fn session_ended(rx: &mut watch::Receiver<Option<String>>) -> String {
+    match rx.wait_for(Option::is_some).await {
+        Ok(r) => r.clone().unwrap_or_default(),
+        Err(_) => "transport close".to_owned(),
+    }
 }
 
-/// Where a polling client sends its requests, and its cookie jar.
-#[derive(Debug, Clone)]
-pub(crate) struct Http {
-    /// `host:port` to connect to (port 80 when the base names none).
-    addr: String,
-    /// The `Host` header: the base's authority as written.
-    host: String,
-    /// The base's path prefix followed by `/socket.io/`.
-    path: String,
-    jar: Arc<Mutex<CookieJar>>,
+/// One Engine.IO polling session: where to send requests, and its limits.
+#[derive(Clone)]
+struct PollSession {
+    http: Http,
+    /// The request target with `&sid=…`.
+    target: String,
+    /// Bound on one long-poll GET.
+    get_limit: Duration,
+    /// The server's `maxPayload`: a POST body never exceeds it (unless one packet does).
+    max_payload: usize,
 }
 
-impl Http {
-    /// From `http://host:port[/prefix]` (or `ws://…`, or a bare `host:port`).
-    pub(crate) fn new(base: &str) -> Result<Http, Error> {
-        let base = base.trim();
-        if base.starts_with("https://") || base.starts_with("wss://") {
-            return Err(Error::Protocol(format!(
-                "polling over TLS is not supported: {base}"
-            )));
-        }
-        let rest = base
-            .strip_prefix("http://")
-            .or_else(|| base.strip_prefix("ws://"))
-            .unwrap_or(base);
-        let (authority, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.is_empty() {
-            return Err(Error::Protocol(format!("no host in {base:?}")));
-        }
-        let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| {
-            !h.is_empty() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
-        });
-        let addr = if has_port {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
-        };
-        Ok(Http {
-            addr,
-            host: authority.to_owned(),
-            path: format!("{prefix}/socket.io/"),
-            jar: Arc::default(),
-        })
+impl PollSession {
+    /// POSTs `body` (packets joined by `\x1e`); returns the status (the server answers `200`
+    /// `ok`, or `400`/`413` and closes the session).
+    async fn post(&self, body: String) -> Result<u16, Error> {
+        let (status, _) = self
+            .http
+            .request(&self.target, Some(body), REQUEST_TIMEOUT)
+            .await?;
+        Ok(status)
     }
 
-    /// The request target of a polling request, with the session id once there is one.
-    pub(crate) fn target(&self, sid: Option<&str>) -> String {
-        match sid {
-            Some(sid) => format!(
-                "{}?EIO=4&transport=polling&sid={}",
-                self.path,
-                encode_query(sid)
-            ),
-            None => format!("{}?EIO=4&transport=polling", self.path),
+    /// [`PollSession::post`] during the handshake, where anything but `200` is an error.
+    async fn post_ok(&self, body: &str) -> Result<(), Error> {
+        match self.post(body.to_owned()).await? {
+            200 => Ok(()),
+            status => Err(Error::Http(format!("POST {body:?}: HTTP {status}"))),
         }
     }
 
-    fn cookie_header(&self) -> Option<String> {
-        self.jar.lock().ok().and_then(|j| j.header())
+    /// Long-polls once; returns the payload. A non-`200` status or an empty payload (what the
+    /// server answers when the session closes under a pending poll) is `Error::Closed`.
+    async fn get(&self) -> Result<String, Error> {
+        let (status, body) = self
+            .http
+            .request(&self.target, None, self.get_limit)
+            .await?;
+        if status != 200 {
+            return Err(Error::Closed(format!("GET: HTTP {status} {body}")));
+        }
+        if body.is_empty() {
+            return Err(Error::Closed("GET: empty payload".into()));
+        }
+        Ok(body)
     }
+}
 
-    fn store_cookies(&self, headers: &HeaderMap) {
-        if let Ok(mut jar) = self.jar.lock() {
-            for v in headers.get_all(SET_COOKIE) {
-                if let Ok(v) = v.to_str() {
-                    jar.store(v);
+/// Handshakes with `base` (`http://host:port[/prefix]`), joins namespace `/`, then hands the
+/// session to a writer task and a reader task. Unbounded: the caller bounds it.
+pub(crate) async fn connect(base: &str) -> Result<Client, Error> {
+    let http = Http::new(base)?;
+    // Engine.IO open.
+    let (status, body) = http
+        .request(&http.target(None), None, REQUEST_TIMEOUT)
+        .await?;
+    if status != 200 {
+        return Err(Error::Http(format!("handshake: HTTP {status} {body}")));
+    }
+    let open = match codec::split_payload(&body).next().map(codec::parse) {
+        Some(Ok(Packet::Open(v))) => v,
+        Some(Err(e)) => return Err(e),
+        other => return Err(Error::Protocol(format!("expected open, got {other:?}"))),
+    };
+    let eio_sid = open["sid"]
+        .as_str()
+        .ok_or_else(|| Error::Protocol(format!("open packet without sid: {open}")))?;
+    let millis =
+        |key: &str, default: u64| Duration::from_millis(open[key].as_u64().unwrap_or(default));
+    let session = PollSession {
+        target: http.target(Some(eio_sid)),
+        get_limit: get_limit(
+            millis("pingInterval", 25_000),
+            millis("pingTimeout", 20_000),
+        ),
+        max_payload: open["maxPayload"]
+            .as_u64()
+            .and_then(|m| usize::try_from(m).ok())
+            .unwrap_or(100_000),
+        http,
+    };
+    // Socket.IO connect to `/`.
+    session.post_ok(codec::CONNECT).await?;
+    let mut leftover = Vec::new();
+    let sid = 'connected: loop {
+        let body = session
+            .get()
+            .await
+            .map_err(|e| Error::Closed(format!("before connect: {e}")))?;
+        let mut packets = codec::split_payload(&body);
+        while let Some(p) = packets.next() {
+            match codec::parse(p)? {
+                Packet::Connect(v) => {
+                    leftover.extend(packets.map(str::to_owned));
+                    break 'connected v["sid"].as_str().unwrap_or_default().to_owned();
                 }
+                Packet::ConnectError(v) => {
+                    return Err(Error::Protocol(format!("connect refused: {v}")))
+                }
+                Packet::Ping => session.post_ok(codec::PONG).await?,
+                Packet::Close => return Err(Error::Closed("before connect".into())),
+                _ => {}
             }
         }
-    }
+    };
 
-    /// One request on a fresh connection, bounded by `limit`: a GET when `post` is `None`,
-    /// else a POST of that body. Returns the status and the body.
-    pub(crate) async fn request(
-        &self,
-        target: &str,
-        post: Option<String>,
-        limit: Duration,
-    ) -> Result<(u16, String), Error> {
-        let method = if post.is_some() { "POST" } else { "GET" };
-        tokio::time::timeout(limit, self.exchange(target, post))
-            .await
-            .map_err(|_| Error::Timeout(format!("HTTP {method} {target}")))?
-    }
+    let (client, ends) = session::attach(sid);
+    let ended: Ended = Arc::new(watch::channel(None).0);
+    tokio::spawn(writer(session.clone(), ends.out_rx, ended.clone()));
+    tokio::spawn(reader(
+        session,
+        leftover,
+        ends.in_tx,
+        ends.acks,
+        ends.out_tx,
+        ended,
+    ));
+    Ok(client)
+}
 
-    async fn exchange(&self, target: &str, post: Option<String>) -> Result<(u16, String), Error> {
-        let stream = TcpStream::connect(self.addr.as_str())
-            .await
-            .map_err(|e| Error::Http(format!("connect to {}: {e}", self.addr)))?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(http_err)?;
-
-        let mut req = Request::builder()
-            .method(if post.is_some() {
-                Method::POST
-            } else {
-                Method::GET
-            })
-            .uri(target)
-            .header(HOST, self.host.as_str())
-            .header(ACCEPT, "*/*");
-        if let Some(cookie) = self.cookie_header() {
-            req = req.header(COOKIE, cookie);
+/// The writer: batches whatever is queued into one POST at a time, until a close has been
+/// sent, a POST fails, or the reader saw the session end.
+async fn writer(session: PollSession, mut out_rx: mpsc::UnboundedReceiver<Outgoing>, ended: Ended) {
+    let mut ended_rx = ended.subscribe();
+    let mut queue: VecDeque<String> = VecDeque::new();
+    let mut closing = false;
+    let queue_one = |m: Outgoing, queue: &mut VecDeque<String>, closing: &mut bool| match m {
+        Outgoing::Packet(p) => queue.push_back(p),
+        Outgoing::Close => {
+            queue.push_back(codec::CLOSE.into());
+            *closing = true;
         }
-        if post.is_some() {
-            req = req.header(CONTENT_TYPE, "text/plain;charset=UTF-8");
-        }
-        let req = req
-            .body(Full::new(Bytes::from(post.unwrap_or_default())))
-            .map_err(|e| Error::Http(format!("building the request: {e}")))?;
-
-        let exchange = async {
-            let resp = sender.send_request(req).await?;
-            self.store_cookies(resp.headers());
-            let status = resp.status().as_u16();
-            let body = resp.into_body().collect().await?.to_bytes();
-            Ok::<_, hyper::Error>((status, String::from_utf8_lossy(&body).into_owned()))
-        };
-        tokio::pin!(exchange);
-        tokio::pin!(conn);
-        // Drive the connection and the exchange together, on this task: nothing outlives the
-        // call (a timeout or a cancelled long-poll drops the socket).
-        let mut conn_done = false;
-        let mut conn_error = None;
-        loop {
+    };
+    let reason = loop {
+        if queue.is_empty() {
+            if closing {
+                break "transport close".to_owned();
+            }
             tokio::select! {
-                r = &mut exchange => {
-                    return r.map_err(|e| match conn_error.take() {
-                        Some(c) => Error::Http(format!("{c} ({e})")),
-                        None => http_err(e),
-                    });
-                }
-                c = &mut conn, if !conn_done => {
-                    // Finishing early is normal once the response is read (the exchange
-                    // completes next); an error also fails the exchange, reported above.
-                    conn_done = true;
-                    conn_error = c.err().map(|e| e.to_string());
-                }
+                m = out_rx.recv() => match m {
+                    Some(m) => queue_one(m, &mut queue, &mut closing),
+                    None => break "transport close".to_owned(),
+                },
+                _ = session_ended(&mut ended_rx) => return,
             }
         }
+        while !closing {
+            match out_rx.try_recv() {
+                Ok(m) => queue_one(m, &mut queue, &mut closing),
+                Err(_) => break,
+            }
+        }
+        let body = codec::take_batch(&mut queue, session.max_payload);
+        let sent = tokio::select! {
+            r = session.post(body) => r,
+            _ = session_ended(&mut ended_rx) => return,
+        };
+        match sent {
+            Ok(200) => {}
+            Ok(_) => break "transport close".to_owned(),
+            Err(e) => break format!("transport error: {e}"),
+        }
+    };
+    end_session(&ended, reason);
+}
+
+/// The reader: long-polls one GET at a time and dispatches the packets, starting with
+/// `leftover` (what followed the connect packet in the handshake's last payload).
+async fn reader(
+    session: PollSession,
+    leftover: Vec<String>,
+    in_tx: mpsc::UnboundedSender<Incoming>,
+    acks: AckMap,
+    pong: mpsc::UnboundedSender<Outgoing>,
+    ended: Ended,
+) {
+    let mut ended_rx = ended.subscribe();
+    let mut reason = leftover
+        .iter()
+        .find_map(|p| dispatch(p, &in_tx, &acks, &pong));
+    while reason.is_none() {
+        let got = tokio::select! {
+            r = session.get() => r,
+            r = session_ended(&mut ended_rx) => {
+                let _ = in_tx.send(Incoming::Closed(r));
+                return;
+            }
+        };
+        reason = match got {
+            Ok(body) => codec::split_payload(&body).find_map(|p| dispatch(p, &in_tx, &acks, &pong)),
+            Err(Error::Closed(_)) => Some("transport close".to_owned()),
+            Err(e) => Some(format!("transport error: {e}")),
+        };
     }
+    let reason = reason.unwrap_or_default();
+    end_session(&ended, reason.clone());
+    // Report what ended the session first (the writer may have recorded it).
+    let reason = ended.borrow().clone().unwrap_or(reason);
+    let _ = in_tx.send(Incoming::Closed(reason));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    #[test]
-    fn splits_and_joins_payloads_on_the_record_separator() {
-        let body = "2\x1e42[\"a\",1]\x1e433[{\"ok\":true}]";
-        let packets: Vec<&str> = split_payload(body).collect();
-        assert_eq!(packets, ["2", "42[\"a\",1]", "433[{\"ok\":true}]"]);
-        assert_eq!(join_payload(&packets), body);
-        assert_eq!(split_payload("40").collect::<Vec<_>>(), ["40"]);
-        assert_eq!(split_payload("").count(), 0);
-        assert_eq!(split_payload("3\x1e\x1e6").collect::<Vec<_>>(), ["3", "6"]);
-        assert_eq!(join_payload::<&str>(&[]), "");
-    }
-
-    #[test]
-    fn batches_respect_max_payload_but_always_take_one() {
-        let mut q: VecDeque<String> = ["40", "3", "42[\"x\"]", "12345678901"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        // "40\x1e3" is 4 bytes; adding "\x1e42[\"x\"]" would make 12.
-        assert_eq!(take_batch(&mut q, 10), "40\x1e3");
-        assert_eq!(take_batch(&mut q, 10), "42[\"x\"]");
-        // Oversized alone: sent anyway, the server decides.
-        assert_eq!(take_batch(&mut q, 10), "12345678901");
-        assert!(q.is_empty());
-        assert_eq!(take_batch(&mut q, 10), "");
-
-        let mut q: VecDeque<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(take_batch(&mut q, 100), "a\x1eb\x1ec");
-    }
-
-    #[test]
-    fn parses_set_cookie_ignoring_attributes() {
-        assert_eq!(
-            parse_set_cookie("SERVERID=w1; path=/"),
-            Some(("SERVERID".into(), "w1".into()))
-        );
-        assert_eq!(
-            parse_set_cookie(" io = abc=def ;HttpOnly; Max-Age=0"),
-            Some(("io".into(), "abc=def".into()))
-        );
-        assert_eq!(
-            parse_set_cookie("empty="),
-            Some(("empty".into(), "".into()))
-        );
-        assert_eq!(parse_set_cookie("novalue"), None);
-        assert_eq!(parse_set_cookie("=v; path=/"), None);
-    }
-
-    #[test]
-    fn the_jar_replaces_by_name_and_builds_the_cookie_header() {
-        let mut jar = CookieJar::default();
-        assert_eq!(jar.header(), None);
-        jar.store("SERVERID=w0; path=/");
-        jar.store("garbage");
-        jar.store("lang=en");
-        assert_eq!(jar.header().as_deref(), Some("SERVERID=w0; lang=en"));
-        jar.store("SERVERID=w1; path=/; HttpOnly");
-        assert_eq!(jar.header().as_deref(), Some("SERVERID=w1; lang=en"));
-    }
-
-    #[test]
-    fn builds_polling_targets_from_bases() {
-        let h = Http::new("http://127.0.0.1:5/").unwrap();
-        assert_eq!(h.addr, "127.0.0.1:5");
-        assert_eq!(h.host, "127.0.0.1:5");
-        assert_eq!(h.target(None), "/socket.io/?EIO=4&transport=polling");
-        assert_eq!(
-            h.target(Some("a-b_c/d")),
-            "/socket.io/?EIO=4&transport=polling&sid=a-b_c%2Fd"
-        );
-        let h = Http::new("ws://example.test/chat/").unwrap();
-        assert_eq!(h.addr, "example.test:80");
-        assert_eq!(h.host, "example.test");
-        assert_eq!(h.target(None), "/chat/socket.io/?EIO=4&transport=polling");
-        let h = Http::new("[::1]:8080").unwrap();
-        assert_eq!(h.addr, "[::1]:8080");
-        let h = Http::new("http://[::1]").unwrap();
-        assert_eq!(h.addr, "[::1]:80");
-        assert!(Http::new("https://x:1").is_err());
-        assert!(Http::new("http:///x").is_err());
-    }
 
     #[test]
     fn get_limits_cover_a_ping_round() {
         let s = Duration::from_secs;
         assert_eq!(get_limit(s(25), s(20)), s(60));
         assert_eq!(get_limit(s(60), s(20)), s(90));
-    }
-
-    /// Reads one HTTP/1.1 request (head and `Content-Length` body) from `sock`.
-    async fn read_request(sock: &mut TcpStream) -> String {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 1024];
-        loop {
-            let n = sock.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "client closed early");
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).into_owned();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let len = text[..end]
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse::<usize>().ok())?
-                    })
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + len {
-                    return text;
-                }
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn set_cookie_is_sent_back_on_later_requests() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(async move {
-            let mut seen = Vec::new();
-            let replies = [
-                "HTTP/1.1 200 OK\r\nSet-Cookie: SERVERID=w1; path=/\r\nContent-Length: 4\r\n\r\nopen",
-                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-                "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
-            ];
-            for reply in replies {
-                let (mut sock, _) = listener.accept().await.unwrap();
-                seen.push(read_request(&mut sock).await);
-                sock.write_all(reply.as_bytes()).await.unwrap();
-                sock.shutdown().await.unwrap();
-            }
-            seen
-        });
-        let http = Http::new(&format!("http://127.0.0.1:{port}")).unwrap();
-        let t = Duration::from_secs(5);
-        assert_eq!(
-            http.request(&http.target(None), None, t).await.unwrap(),
-            (200, "open".into())
-        );
-        assert_eq!(
-            http.request(&http.target(Some("S")), Some("40\x1e3".into()), t)
-                .await
-                .unwrap(),
-            (200, "ok".into())
-        );
-        assert_eq!(
-            http.request(&http.target(Some("S")), None, t)
-                .await
-                .unwrap()
-                .0,
-            400
-        );
-        let seen = server.await.unwrap();
-        let has_cookie = |r: &str| {
-            r.lines()
-                .any(|l| l.eq_ignore_ascii_case("cookie: serverid=w1"))
-        };
-        assert!(seen[0].starts_with("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n"));
-        assert!(!has_cookie(&seen[0]), "{}", seen[0]);
-        assert!(seen[1].starts_with("POST /socket.io/?EIO=4&transport=polling&sid=S HTTP/1.1"));
-        assert!(has_cookie(&seen[1]), "{}", seen[1]);
-        assert!(seen[1].ends_with("\r\n\r\n40\x1e3"), "{:?}", seen[1]);
-        assert!(has_cookie(&seen[2]), "{}", seen[2]);
-        assert!(seen[2]
-            .to_ascii_lowercase()
-            .contains(&format!("host: 127.0.0.1:{port}")));
-    }
-
-    #[tokio::test]
-    async fn requests_time_out_and_refused_connections_are_errors() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        // Accepts (the backlog does) but never answers.
-        let http = Http::new(&format!("http://127.0.0.1:{port}")).unwrap();
-        let r = http
-            .request(&http.target(None), None, Duration::from_millis(200))
-            .await;
-        assert!(matches!(r, Err(Error::Timeout(_))), "{r:?}");
-        drop(listener);
-        let r = http
-            .request(&http.target(None), None, Duration::from_secs(5))
-            .await;
-        assert!(matches!(r, Err(Error::Http(_))), "{r:?}");
     }
 }
