@@ -1,5 +1,5 @@
 //! The worker's HTTP face: `/socket.io/` (handed to socketioxide after admission control),
-//! `/` (the chat page), `/health` and `/metrics`.
+//! `/` (the chat page, with its Content-Security-Policy), `/health` and `/metrics`.
 
 use crate::app::App;
 use crate::metrics::Gauges;
@@ -213,6 +213,68 @@ fn session_query(req: &Request<Incoming>) -> (Option<socketioxide::socket::Sid>,
 /// The chat page, with its own small Socket.IO client (no CDN, no third-party code).
 pub const INDEX_HTML: &str = include_str!("../web/index.html");
 
+/// The SHA-256 sources (`'sha256-…'`) of every inline `<tag>…</tag>` of `html`: what CSP
+/// needs to run the page's own inline script and style and nothing else.
+fn inline_hashes(html: &str, tag: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut sources = String::new();
+    let mut rest = html;
+    while let Some(start) = rest.find(&open) {
+        let body = &rest[start + open.len()..];
+        let Some(end) = body.find(&close) else { break };
+        let digest = sha2::Sha256::digest(&body.as_bytes()[..end]);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+        sources.push_str(&format!(" 'sha256-{b64}'"));
+        rest = &body[end + close.len()..];
+    }
+    sources
+}
+
+/// The page's Content-Security-Policy: its own inline script and style by hash (computed from
+/// the page itself, so editing the page cannot silently break it), WebSocket to the same host,
+/// no framing, no plugins, no `<base>` tricks. CSP3 browsers count same-host `ws:`/`wss:` as
+/// `'self'`; the explicit host is for older ones, and is added only when `host` is a plain
+/// `name[:port]` or `[v6]:port` (the header never carries arbitrary request bytes).
+fn csp(host: Option<&str>) -> String {
+    static BASE: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    let (scripts, styles) = BASE.get_or_init(|| {
+        (
+            inline_hashes(INDEX_HTML, "script"),
+            inline_hashes(INDEX_HTML, "style"),
+        )
+    });
+    let same_host = host
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .map(|h| format!(" ws://{h} wss://{h}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self'{scripts}; style-src 'self'{styles}; \
+         connect-src 'self'{same_host}; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// The chat page with its security headers: CSP, and no framing (`X-Frame-Options` for
+/// browsers without `frame-ancestors`).
+fn page(host: Option<&str>) -> Response<Body> {
+    use hyper::header::{HeaderValue, CONTENT_SECURITY_POLICY, X_FRAME_OPTIONS};
+    let mut res = text(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML);
+    let policy = HeaderValue::from_str(&csp(host)).or_else(|_| HeaderValue::from_str(&csp(None)));
+    if let Ok(policy) = policy {
+        res.headers_mut().insert(CONTENT_SECURITY_POLICY, policy);
+    }
+    res.headers_mut()
+        .insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    res
+}
+
 fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let mut res = Response::new(Full::new(body.into()).boxed_unsync());
     *res.status_mut() = status;
@@ -223,6 +285,11 @@ fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) 
     res.headers_mut().insert(
         hyper::header::CACHE_CONTROL,
         hyper::header::HeaderValue::from_static("no-store"),
+    );
+    // Every answer is exactly the type it says (a page, plain text, metrics).
+    res.headers_mut().insert(
+        hyper::header::X_CONTENT_TYPE_OPTIONS,
+        hyper::header::HeaderValue::from_static("nosniff"),
     );
     res
 }
@@ -326,7 +393,11 @@ pub async fn handle(
         });
     }
     Ok(match path {
-        "/" | "/index.html" => text(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML),
+        "/" | "/index.html" => page(
+            req.headers()
+                .get(hyper::header::HOST)
+                .and_then(|h| h.to_str().ok()),
+        ),
         "/health" => {
             let (status, body) = if app.draining.load(Ordering::Relaxed) {
                 (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
@@ -352,4 +423,43 @@ pub async fn handle(
         }
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csp_allows_each_inline_block_of_the_page_by_hash() {
+        let policy = csp(Some("chat.example:8080"));
+        for (tag, directive) in [("script", "script-src"), ("style", "style-src")] {
+            let blocks = INDEX_HTML.matches(&format!("<{tag}>")).count();
+            let part = policy
+                .split("; ")
+                .find(|d| d.starts_with(directive))
+                .unwrap_or_default();
+            assert_eq!(part.matches("'sha256-").count(), blocks, "{policy}");
+        }
+        assert!(
+            policy.contains("connect-src 'self' ws://chat.example:8080 wss://chat.example:8080;")
+        );
+        assert!(policy.contains("frame-ancestors 'none'"));
+        assert!(!policy.contains("unsafe-inline"));
+    }
+
+    #[test]
+    fn csp_hashes_the_exact_block_text() {
+        // `echo -n 'a' | openssl dgst -sha256 -binary | base64`
+        assert_eq!(
+            inline_hashes("<p><script>a</script>", "script"),
+            " 'sha256-ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs='"
+        );
+    }
+
+    #[test]
+    fn csp_never_reflects_an_odd_host() {
+        for host in ["evil.example; script-src *", "a b", "x\"y", ""] {
+            assert!(csp(Some(host)).contains("connect-src 'self'; "), "{host}");
+        }
+    }
 }

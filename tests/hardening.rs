@@ -585,3 +585,40 @@ async fn a_polling_client_that_stops_polling_is_cut() {
     })
     .await;
 }
+
+/// The page `/` of a worker forbids sniffing and framing and carries a Content-Security-Policy
+/// without `unsafe-inline` (its inline script and style go by hash); `tests/browser.rs` checks
+/// that the page still works under it.
+#[tokio::test]
+async fn the_page_sends_security_headers() {
+    let cluster = Cluster::start(1).await;
+    let w = cluster.w(0);
+    let mut s = TcpStream::connect(("127.0.0.1", w.port)).await.unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf).to_lowercase();
+    let (head, _) = text.split_once("\r\n\r\n").expect("a response head");
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name} in {head}"))
+    };
+    assert!(
+        head.starts_with("http/1.0 200") || head.starts_with("http/1.1 200"),
+        "{head}"
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("x-frame-options"), "deny");
+    let csp = header("content-security-policy");
+    for part in ["default-src 'self'", "frame-ancestors 'none'", "'sha256-"] {
+        assert!(csp.contains(part), "{part} missing in {csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+}

@@ -1,0 +1,172 @@
+//! Direct messages and fan-out: each socket's unacknowledged `new message`s are a bounded
+//! flight, the rest waits in the inbox and goes out in pages (refills) as acks come in;
+//! deliveries that arrive on the worker's Redis channel go to the local sockets.
+
+use super::reply::{event_json_len, wire_size};
+use super::App;
+use crate::protocol::{events, Delivered, NewMessage};
+use crate::registry::{stream_id, FlightCaps, Reserve};
+use crate::store::Delivery;
+use socketioxide::extract::SocketRef;
+use socketioxide::socket::Sid;
+use socketioxide::{AckError, TransportType};
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// Unacknowledged `new message`s per socket; the rest waits in the inbox. A client acks
+/// each at once, so 64 is far more than a round trip's worth at any real rate.
+pub const MAX_IN_FLIGHT: u32 = 64;
+
+impl App {
+    /// Unacknowledged direct messages per socket: [`MAX_IN_FLIGHT`], and half the queue
+    /// bound in bytes so that a page of them never makes a reading client look slow.
+    fn flight_caps(&self) -> FlightCaps {
+        FlightCaps {
+            count: MAX_IN_FLIGHT,
+            bytes: self.limits.max_queued_bytes_per_socket / 2,
+        }
+    }
+
+    /// Emits a direct message to one socket and, when that client acknowledges, removes it
+    /// from the inbox and sends the sender a `delivered` receipt. `Hold` when the socket's
+    /// flight is full: the message stays in the inbox and a refill sends it later.
+    pub(super) fn emit_direct(
+        &self,
+        socket: &SocketRef,
+        to: &str,
+        message: &NewMessage,
+        from_inbox: bool,
+    ) -> Reserve {
+        let websocket = socket.transport_type() == TransportType::Websocket;
+        let bytes = wire_size(event_json_len(events::NEW_MESSAGE, message), websocket);
+        let caps = self.flight_caps();
+        let sid = socket.id;
+        if self
+            .registry
+            .reserve(sid, &message.id, bytes, caps, from_inbox)
+            == Reserve::Hold
+        {
+            return Reserve::Hold;
+        }
+        if !self.admit_bytes(socket, bytes, websocket) {
+            // Cut: not sent, it stays in the inbox for the next `log in`.
+            return Reserve::Emit;
+        }
+        match socket.emit_with_ack::<_, serde::de::IgnoredAny>(events::NEW_MESSAGE, message) {
+            Ok(ack) => {
+                self.metrics.delivered();
+                let app = self.clone();
+                let (to, id, from) = (to.to_owned(), message.id.clone(), message.from.clone());
+                tokio::spawn(async move {
+                    // Any answer counts as an acknowledgement, whatever its arguments.
+                    if matches!(ack.await, Ok(_) | Err(AckError::Decode(_))) {
+                        if let Err(e) = app.store.ack(&to, &id, &from).await {
+                            tracing::warn!(%to, %id, "ack not recorded, message stays pending: {e}");
+                        }
+                    }
+                    // Acked or timed out, it leaves the flight either way (a timed-out one
+                    // stays pending and goes out again at the next `log in`).
+                    if app.registry.release(sid, bytes, caps) {
+                        app.refill(sid, to).await;
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::debug!(sid = %socket.id, "emit failed: {e}");
+                self.registry.release(sid, bytes, caps);
+            }
+        }
+        Reserve::Emit
+    }
+
+    /// Sends a socket that fell behind the next page of its inbox: what follows the newest
+    /// message it was sent, until its flight is full again.
+    async fn refill(&self, sid: Sid, user: String) {
+        let caps = self.flight_caps();
+        while let Some(after) = self.registry.refill_from(sid, caps) {
+            // The store reads the whole inbox (at most `inbox_max` entries) and this keeps
+            // what follows `after`; a ranged read would fetch one page only.
+            let pending = match self.store.pending(&user).await {
+                Ok(p) => p,
+                Err(e) => {
+                    // Nothing else may be in flight to trigger the next try: retry here
+                    // (the loop ends when the socket is gone).
+                    tracing::warn!(%user, "refill failed, retrying in 1 s: {e}");
+                    self.registry.end_refill(sid, true);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let Some(socket) = self.registry.socket(sid) else {
+                return;
+            };
+            if self.registry.user_of(sid).as_deref() != Some(user.as_str()) {
+                self.registry.end_refill(sid, false);
+                return;
+            }
+            for message in pending.iter().filter(|m| stream_id(&m.id) > after) {
+                if self.emit_direct(&socket, &user, message, true) == Reserve::Hold {
+                    break;
+                }
+            }
+            self.registry.end_refill(sid, false);
+        }
+    }
+
+    /// Fans out what arrived on this worker's channel.
+    pub fn on_delivery(&self, delivery: Delivery) {
+        match delivery {
+            Delivery::Direct { to, message } => {
+                for socket in self.registry.direct_targets(&to, &message) {
+                    self.emit_direct(&socket, &to, &message, false);
+                }
+            }
+            Delivery::Room {
+                except_sid,
+                message,
+            } => {
+                let Some(room) = message.room.as_deref() else {
+                    return;
+                };
+                for socket in self.registry.room_members(room, &except_sid) {
+                    if self.emit_to(&socket, events::NEW_MESSAGE, &message) {
+                        self.metrics.delivered();
+                    }
+                }
+            }
+            Delivery::Delivered { sender, id, to } => {
+                for socket in self.registry.sockets_of(&sender) {
+                    self.emit_to(&socket, events::DELIVERED, &Delivered { id: &id, to: &to });
+                }
+            }
+        }
+    }
+
+    /// After the delivery channel was (re)subscribed, messages published while it was down
+    /// were missed: send every local user its inbox again (clients drop duplicates by id).
+    pub async fn redeliver_pending(&self) {
+        let (users, _) = self.registry.snapshot();
+        for user in users {
+            match self.store.pending(&user).await {
+                Ok(pending) => {
+                    // A pass over the whole inbox, in order, per socket up to its first hold.
+                    self.registry.rewind_user(&user);
+                    let mut full = HashSet::new();
+                    for message in pending {
+                        for socket in self.registry.direct_targets(&user, &message) {
+                            if !full.contains(&socket.id)
+                                && self.emit_direct(&socket, &user, &message, true) == Reserve::Hold
+                            {
+                                full.insert(socket.id);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("redelivery stopped, redis failed again: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! `list users`: the users logged in anywhere in the cluster (at most `LIST_USERS_MAX`).
+
+use super::{event_rate_check, logged_in, App, Reply};
+use crate::protocol::{self, events, ChatError};
+use serde_json::json;
+use socketioxide::extract::{SocketRef, State};
+
+pub(super) async fn on_list_users(socket: SocketRef, reply: Reply, State(app): State<App>) {
+    let result = match event_rate_check(&app, &socket).and_then(|()| logged_in(&app, &socket)) {
+        Err(e) => Err(e),
+        Ok(_) => match app.store.list_users(protocol::LIST_USERS_MAX).await {
+            Ok(users) => Ok(json!({"ok": true, "users": users})),
+            Err(e) => {
+                tracing::warn!("list users failed: {e}");
+                Err(ChatError::unavailable())
+            }
+        },
+    };
+    reply.send(&app, events::LIST_USERS, result);
+}

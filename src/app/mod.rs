@@ -1,0 +1,230 @@
+//! The worker's shared state and the wiring of the SPEC §3 protocol handlers: `on_connect`
+//! registers one handler per event (each in its own module), plus the helpers they share.
+//!
+//! - [`reply`]: the [`Reply`] extractor (ack or `chat error`) and the byte accounting of
+//!   everything emitted to one socket (`max_queued_bytes_per_socket`).
+//! - [`delivery`]: direct messages in bounded flights, refills from the inbox, and the
+//!   fan-out of what arrives on the worker's Redis channel ([`App::on_delivery`]).
+//! - One module per event or event group: [`log_in`], [`send_message`], [`rooms`]
+//!   (`join room`, `leave room`, `room message`), [`list_users`].
+//!
+//! Handlers validate, then call the [`Store`].
+
+mod delivery;
+mod list_users;
+mod log_in;
+mod reply;
+mod rooms;
+mod send_message;
+
+pub use delivery::MAX_IN_FLIGHT;
+pub use reply::{wire_size, Reply};
+pub use rooms::HISTORY_MAX_BYTES;
+
+use crate::config::Limits;
+use crate::link::LinkConnection;
+use crate::metrics::Metrics;
+use crate::protocol::{events, ChatError, ErrorCode};
+use crate::registry::Registry;
+use crate::store::Store;
+use serde_json::Value;
+use socketioxide::extract::{Event, SocketRef, State};
+use socketioxide::socket::DisconnectReason;
+use socketioxide::TransportType;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shared worker state, cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct App(Arc<AppInner>);
+
+pub struct AppInner {
+    /// The only path to Redis.
+    pub store: Store<LinkConnection>,
+    /// This worker's sockets by user and room.
+    pub registry: Registry,
+    pub metrics: Metrics,
+    pub limits: Limits,
+    /// `[auth] secret`: when set, `log in` needs a valid token.
+    pub auth_secret: Option<String>,
+    /// Set on SIGTERM: `/health` answers 503 and new handshakes are refused.
+    pub draining: AtomicBool,
+    /// The last heartbeat reached Redis.
+    pub redis_commands_up: AtomicBool,
+    /// The delivery channel is subscribed.
+    pub redis_subscribed: AtomicBool,
+    /// How long a worker's liveness key lives without a heartbeat.
+    pub liveness_ttl: Duration,
+    /// Accepted TCP connections still open, upgraded or not (`http::Metered`).
+    pub open_connections: AtomicUsize,
+}
+
+impl std::ops::Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl App {
+    pub fn new(inner: AppInner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    /// Both Redis links work: commands answer and deliveries arrive.
+    pub fn redis_up(&self) -> bool {
+        self.redis_commands_up.load(Ordering::Relaxed)
+            && self.redis_subscribed.load(Ordering::Relaxed)
+    }
+
+    pub fn healthy(&self) -> bool {
+        !self.draining.load(Ordering::Relaxed) && self.redis_up()
+    }
+
+    /// Re-registers every live user and room of this worker, dropping stale entries first.
+    pub async fn resync(&self) -> Result<(), crate::store::StoreError> {
+        let (users, rooms) = self.registry.snapshot();
+        tracing::info!(
+            users = users.len(),
+            rooms = rooms.len(),
+            "re-registering live users in redis"
+        );
+        // Chunks keep each script short so Redis never blocks for long.
+        const CHUNK: usize = 1000;
+        let mut first = true;
+        let mut user_chunks = users.chunks(CHUNK);
+        let mut room_chunks = rooms.chunks(CHUNK);
+        loop {
+            let u = user_chunks.next().unwrap_or(&[]);
+            let r = room_chunks.next().unwrap_or(&[]);
+            if !first && u.is_empty() && r.is_empty() {
+                return Ok(());
+            }
+            self.store.resync(self.liveness_ttl, first, u, r).await?;
+            first = false;
+        }
+    }
+}
+
+fn payload(event: &str, data: Result<Value, impl std::fmt::Display>) -> Result<Value, ChatError> {
+    data.map_err(|e| ChatError::bad_request(format!("`{event}` needs a JSON object payload: {e}")))
+}
+
+fn logged_in(app: &App, socket: &SocketRef) -> Result<String, ChatError> {
+    app.registry
+        .user_of(socket.id)
+        .ok_or_else(ChatError::not_logged_in)
+}
+
+fn rate_check(app: &App, socket: &SocketRef) -> Result<(), ChatError> {
+    if app
+        .registry
+        .take_token(socket.id, app.limits.messages_per_second)
+    {
+        Ok(())
+    } else {
+        Err(ChatError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "more than {} messages per second on this connection; retry shortly",
+                app.limits.messages_per_second
+            ),
+        ))
+    }
+}
+
+/// `events_per_second` for every event but `send message` and `room message`.
+fn event_rate_check(app: &App, socket: &SocketRef) -> Result<(), ChatError> {
+    let rate = app.limits.events_per_second;
+    if app.registry.take_event_token(socket.id, rate) {
+        Ok(())
+    } else {
+        Err(ChatError::new(
+            ErrorCode::RateLimited,
+            format!("more than {rate} events per second on this connection; retry shortly"),
+        ))
+    }
+}
+
+/// Registers the handlers on a new socket.
+pub async fn on_connect(socket: SocketRef, State(app): State<App>) {
+    // Straight over WebSocket, the handshake request's connection is the socket's; a polling
+    // session gets its connection when it upgrades (`http::handle`).
+    let wire = (socket.transport_type() == TransportType::Websocket)
+        .then(|| {
+            socket
+                .req_parts()
+                .extensions
+                .get::<Arc<crate::http::Wire>>()
+                .cloned()
+        })
+        .flatten();
+    let rates = (app.limits.messages_per_second, app.limits.events_per_second);
+    app.registry.connect(socket.clone(), rates, wire);
+    app.metrics.connected();
+    socket.on(events::LOG_IN, log_in::on_log_in);
+    socket.on(events::SEND_MESSAGE, send_message::on_send_message);
+    socket.on(events::JOIN_ROOM, rooms::on_join_room);
+    socket.on(events::LEAVE_ROOM, rooms::on_leave_room);
+    socket.on(events::ROOM_MESSAGE, rooms::on_room_message);
+    socket.on(events::LIST_USERS, list_users::on_list_users);
+    socket.on_fallback(on_unknown_event);
+    socket.on_disconnect(on_disconnect);
+    // A transport can close before this handler runs (a client that connects and sends
+    // garbage at once): socketioxide then had no disconnect handler to call. Nothing awaits
+    // above, so on this single thread the check below cannot race with a close.
+    if !socket.connected() {
+        app.registry.disconnect(socket.id);
+        app.metrics.disconnected();
+    }
+}
+
+/// The user's last socket here is gone: drop this worker from its user map entry.
+fn forget_user(app: &App, user: String) {
+    let app = app.clone();
+    tokio::spawn(async move {
+        if let Err(e) = app.store.logout(&user).await {
+            // The next resync after Redis returns drops the stale entry.
+            tracing::debug!(%user, "logout not recorded: {e}");
+        }
+    });
+}
+
+/// The room's last member here left: drop this worker from the room's entry.
+fn forget_room(app: &App, room: String) {
+    let app = app.clone();
+    tokio::spawn(async move {
+        if let Err(e) = app.store.leave(&room).await {
+            tracing::debug!(%room, "leave not recorded: {e}");
+        }
+    });
+}
+
+async fn on_unknown_event(
+    socket: SocketRef,
+    Event(event): Event,
+    reply: Reply,
+    State(app): State<App>,
+) {
+    let err = event_rate_check(&app, &socket)
+        .err()
+        .unwrap_or_else(|| ChatError::bad_request(format!("unknown event `{event}`")));
+    reply.send(&app, &event, Err(err));
+}
+
+async fn on_disconnect(socket: SocketRef, reason: DisconnectReason, State(app): State<App>) {
+    tracing::debug!(sid = %socket.id, ?reason, "disconnected");
+    app.metrics.disconnected();
+    let departure = app.registry.disconnect(socket.id);
+    if app.draining.load(Ordering::Relaxed) {
+        // Draining removes the whole worker from Redis at once.
+        return;
+    }
+    if let Some(user) = departure.last_of_user {
+        forget_user(&app, user);
+    }
+    for room in departure.emptied_rooms {
+        forget_room(&app, room);
+    }
+}
