@@ -591,7 +591,7 @@ async fn a_polling_client_that_stops_polling_is_cut() {
 /// that the page still works under it.
 #[tokio::test]
 async fn the_page_sends_security_headers() {
-    let cluster = Cluster::start(1).await;
+    let cluster = Workers::start(1).await;
     let w = cluster.w(0);
     let mut s = TcpStream::connect(("127.0.0.1", w.port)).await.unwrap();
     s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
