@@ -318,11 +318,53 @@ mod tests {
 
     #[tokio::test]
     async fn ping_gives_up_within_the_timeout() {
-        // Nothing listens on port 1; either refused at once or bounded by the timeout.
-        let link = Link::new("redis://127.0.0.1:1", None, Duration::from_millis(300)).unwrap();
+        // A listener that accepts (into its backlog) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("redis://{}", silent.local_addr().unwrap());
+        let link = Link::new(&url, None, Duration::from_millis(300)).unwrap();
         let t = Instant::now();
         assert_eq!(link.ping().await, None);
         assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn ping_measures_a_real_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("redis.sock");
+        let mut redis = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--unixsocket",
+            ])
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let link = Link::new(
+            &format!("redis+unix://{}", sock.display()),
+            None,
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let rtt = loop {
+            if let Some(rtt) = link.ping().await {
+                break Some(rtt);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let _ = redis.kill();
+        let _ = redis.wait();
+        let rtt = rtt.expect("PING answered within 10 s");
+        assert!(rtt < Duration::from_secs(2), "{rtt:?}");
     }
 
     #[test]

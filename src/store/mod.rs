@@ -33,7 +33,7 @@ use delivery::{entry_to_message, RawEntry};
 use keys::SLOT;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, RedisError, Script, ScriptInvocation};
-use scripts::*;
+use scripts::{ACK, HEARTBEAT, JOIN, LEAVE, LOGIN, LOGOUT, REMOVE_WORKER, RESYNC, ROOM_SEND, SEND};
 use std::sync::Arc;
 use std::time::Duration;
 
