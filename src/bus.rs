@@ -1,5 +1,6 @@
 //! The delivery subscriber: one pub/sub connection to this worker's channel that reconnects
-//! and resubscribes by itself. redis-rs's `ConnectionManager` reconnects commands but not
+//! and resubscribes by itself; [`link`](crate::link) makes the connection and
+//! [`Delivery`] decodes what arrives. redis-rs's `ConnectionManager` reconnects commands but not
 //! subscriptions, and socketioxide-redis neither reconnects nor resubscribes (and drops
 //! messages when its buffer fills), so this loop is ours.
 
@@ -30,13 +31,8 @@ pub async fn run_subscriber(
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(100);
     loop {
-        let attempt = async {
-            // Asked anew each time: after a Sentinel failover this is the new primary.
-            let client = link.client().await?;
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
+        // Asked anew each time: after a Sentinel failover this is the new primary.
+        let attempt = link.subscribe(&channel);
         let connected = tokio::select! {
             _ = &mut shutdown => return,
             r = tokio::time::timeout(connect_timeout, attempt) => r,

@@ -1,4 +1,6 @@
-//! The connection to Redis, direct or through Sentinel (SPEC §5).
+//! The connection to Redis, direct or through Sentinel (SPEC §5): URLs, the password, the
+//! cached command connection, pub/sub connections and PING. It knows nothing of keys or
+//! scripts; those are the [`store`](crate::store)'s.
 //!
 //! `redis://…` / `redis+unix://…`: one `ConnectionManager`, which reconnects by itself.
 //! `redis+sentinel://H:P[,H:P…]/SERVICE`: the primary's address is asked from the Sentinels
@@ -10,7 +12,50 @@
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, RedisError, RedisFuture, RedisResult, Value};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Environment variable through which chatctl hands a worker the Redis password, so that it
+/// never appears in a command line (`ps` shows those to every user).
+pub const PASSWORD_ENV: &str = "CHAT_REDIS_PASSWORD";
+
+/// A Redis client for `url`, with `password` (when given) replacing any in the URL.
+pub fn redis_client(url: &str, password: Option<&str>) -> RedisResult<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let info = url.into_connection_info()?;
+    let info = match password {
+        Some(pw) if !pw.is_empty() => {
+            let settings = info.redis_settings().clone().set_password(pw);
+            info.set_redis_settings(settings)
+        }
+        _ => info,
+    };
+    redis::Client::open(info)
+}
+
+/// `url` with any password replaced by `***`, for logs and `status`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let rest = match rest.split_once('@') {
+        Some((cred, host)) if !cred.contains('/') => match cred.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("***@{host}"),
+        },
+        _ => rest.to_owned(),
+    };
+    let rest = match rest.split_once("pass=") {
+        Some((before, after)) => {
+            let tail = after
+                .split_once('&')
+                .map(|(_, t)| format!("&{t}"))
+                .unwrap_or_default();
+            format!("{before}pass=***{tail}")
+        }
+        None => rest,
+    };
+    format!("{scheme}://{rest}")
+}
 
 /// Where Redis is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,8 +113,11 @@ impl Target {
 /// The shared link: resolves, caches and invalidates the connection.
 pub struct Link {
     target: Target,
+    /// Replaces any password in the URL (it comes from [`PASSWORD_ENV`] or `chat.toml`).
     password: Option<String>,
+    /// Bounds connecting, each reply, each Sentinel question and [`Link::ping`].
     timeout: Duration,
+    /// The cached command connection; `None` until first use and after the primary is gone.
     current: Mutex<Option<ConnectionManager>>,
 }
 
@@ -82,6 +130,7 @@ fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
 }
 
 impl Link {
+    /// A link to `url` (checked here, connected lazily on first use).
     pub fn new(
         url: &str,
         password: Option<String>,
@@ -89,8 +138,8 @@ impl Link {
     ) -> Result<Arc<Link>, String> {
         let target = Target::parse(url)?;
         if let Target::Direct(u) = &target {
-            crate::store::redis_client(u, password.as_deref())
-                .map_err(|e| format!("bad Redis URL {}: {e}", crate::store::redact_url(u)))?;
+            redis_client(u, password.as_deref())
+                .map_err(|e| format!("bad Redis URL {}: {e}", redact_url(u)))?;
         }
         Ok(Arc::new(Link {
             target,
@@ -100,6 +149,7 @@ impl Link {
         }))
     }
 
+    /// Whether the primary is found through Sentinels (and may move).
     pub fn is_sentinel(&self) -> bool {
         matches!(self.target, Target::Sentinel { .. })
     }
@@ -158,7 +208,31 @@ impl Link {
             Target::Direct(u) => u.clone(),
             Target::Sentinel { .. } => self.resolve_primary().await?,
         };
-        crate::store::redis_client(&url, self.password.as_deref())
+        redis_client(&url, self.password.as_deref())
+    }
+
+    /// A pub/sub connection to the current primary, subscribed to `channel`.
+    pub async fn subscribe(&self, channel: &str) -> RedisResult<redis::aio::PubSub> {
+        let mut pubsub = self.client().await?.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok(pubsub)
+    }
+
+    /// The round-trip time of a PING on a fresh connection to the current primary, or `None`
+    /// when Redis did not answer within the link's timeout. The connection is made before
+    /// the clock starts, so the figure is the round trip alone.
+    pub async fn ping(&self) -> Option<Duration> {
+        let attempt = async {
+            let client = self.client().await.ok()?;
+            let mut con = client.get_multiplexed_async_connection().await.ok()?;
+            let t = Instant::now();
+            let _: String = redis::cmd("PING").query_async(&mut con).await.ok()?;
+            Some(t.elapsed())
+        };
+        tokio::time::timeout(self.timeout, attempt)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The command connection, resolving the primary first when needed.
@@ -230,6 +304,68 @@ impl ConnectionLike for LinkConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(redact_url("redis://u:pw@h:1"), "redis://u:***@h:1");
+        assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+        assert_eq!(
+            redact_url("redis+unix:///s/redis.sock?pass=x&db=0"),
+            "redis+unix:///s/redis.sock?pass=***&db=0"
+        );
+    }
+
+    #[tokio::test]
+    async fn ping_gives_up_within_the_timeout() {
+        // A listener that accepts (into its backlog) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("redis://{}", silent.local_addr().unwrap());
+        let link = Link::new(&url, None, Duration::from_millis(300)).unwrap();
+        let t = Instant::now();
+        assert_eq!(link.ping().await, None);
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn ping_measures_a_real_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("redis.sock");
+        let mut redis = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--unixsocket",
+            ])
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let link = Link::new(
+            &format!("redis+unix://{}", sock.display()),
+            None,
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let rtt = loop {
+            if let Some(rtt) = link.ping().await {
+                break Some(rtt);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let _ = redis.kill();
+        let _ = redis.wait();
+        let rtt = rtt.expect("PING answered within 10 s");
+        assert!(rtt < Duration::from_secs(2), "{rtt:?}");
+    }
 
     #[test]
     fn parses_sentinel_urls() {

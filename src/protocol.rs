@@ -184,12 +184,6 @@ pub fn parse<T: serde::de::DeserializeOwned>(event: &str, payload: Value) -> Res
         .map_err(|e| ChatError::bad_request(format!("bad `{event}` payload: {e}")))
 }
 
-/// Parses a Redis stream id `MS-SEQ` into a comparable pair.
-pub fn parse_stream_id(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,12 +270,5 @@ mod tests {
             serde_json::to_value(&m).unwrap(),
             json!({"id":"1-0","from":"a","message":"m","sentAt":5})
         );
-    }
-
-    #[test]
-    fn stream_ids_compare_numerically() {
-        assert!(parse_stream_id("10-0") > parse_stream_id("9-5"));
-        assert!(parse_stream_id("9-10") > parse_stream_id("9-9"));
-        assert_eq!(parse_stream_id("x"), None);
     }
 }

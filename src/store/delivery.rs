@@ -1,0 +1,244 @@
+//! The formats the store reads and writes: [`Delivery`], the payload on a worker's channel
+//! (encoder and decoder), and stream entries as XRANGE returns them.
+//!
+//! A payload is a kind letter and `\n`-separated fields, the message text last (it may
+//! contain newlines; no other field can, since names are restricted by the protocol):
+//! `m\nTO\nID\nFROM\nSENT_AT\nTEXT`, `r\nROOM\nID\nFROM\nSENT_AT\nEXCEPT_SID\nTEXT`,
+//! `d\nSENDER\nID\nTO`. The id is always the third field: the send scripts learn it from
+//! XADD, so they are handed the payload around it ([`Delivery::parts`]) and never spell the
+//! format themselves.
+
+use crate::protocol::NewMessage;
+
+/// One message a worker's channel carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// A direct message for `to`'s sockets on this worker.
+    Direct { to: String, message: NewMessage },
+    /// A room message for this worker's members of `message.room`, except socket `except_sid`.
+    Room {
+        except_sid: String,
+        message: NewMessage,
+    },
+    /// `to` acknowledged message `id` from `sender`: tell `sender`'s sockets.
+    Delivered {
+        sender: String,
+        id: String,
+        to: String,
+    },
+}
+
+/// A payload split around its id: `head + id + middle + text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parts<'a> {
+    pub head: String,
+    pub middle: String,
+    /// The message text (empty for a receipt); scripts already have it as an argument.
+    pub text: &'a str,
+}
+
+impl Delivery {
+    /// The channel payload, as the scripts publish it.
+    pub fn encode(&self) -> String {
+        let p = self.parts();
+        [p.head.as_str(), self.id(), &p.middle, p.text].concat()
+    }
+
+    /// The message id this delivery carries.
+    pub fn id(&self) -> &str {
+        match self {
+            Delivery::Direct { message, .. } | Delivery::Room { message, .. } => &message.id,
+            Delivery::Delivered { id, .. } => id,
+        }
+    }
+
+    /// The payload without its id (which is ignored here): what a script needs to publish
+    /// the delivery of a message whose id it is about to create.
+    pub fn parts(&self) -> Parts<'_> {
+        match self {
+            Delivery::Direct { to, message } => Parts {
+                head: format!("m\n{to}\n"),
+                middle: format!("\n{}\n{}\n", message.from, message.sent_at),
+                text: &message.message,
+            },
+            Delivery::Room {
+                except_sid,
+                message,
+            } => Parts {
+                head: format!("r\n{}\n", message.room.as_deref().unwrap_or_default()),
+                middle: format!("\n{}\n{}\n{except_sid}\n", message.from, message.sent_at),
+                text: &message.message,
+            },
+            Delivery::Delivered { sender, to, .. } => Parts {
+                head: format!("d\n{sender}\n"),
+                middle: format!("\n{to}"),
+                text: "",
+            },
+        }
+    }
+
+    /// Parses a channel payload; `None` when it is not one [`Delivery::encode`] makes.
+    pub fn parse(payload: &str) -> Option<Delivery> {
+        let (kind, rest) = payload.split_once('\n')?;
+        match kind {
+            "m" => {
+                let mut f = rest.splitn(5, '\n');
+                let to = f.next()?.to_owned();
+                let message = NewMessage {
+                    id: f.next()?.to_owned(),
+                    from: f.next()?.to_owned(),
+                    sent_at: f.next()?.parse().ok()?,
+                    message: f.next()?.to_owned(),
+                    room: None,
+                };
+                Some(Delivery::Direct { to, message })
+            }
+            "r" => {
+                let mut f = rest.splitn(6, '\n');
+                let room = Some(f.next()?.to_owned());
+                let id = f.next()?.to_owned();
+                let from = f.next()?.to_owned();
+                let sent_at = f.next()?.parse().ok()?;
+                let except_sid = f.next()?.to_owned();
+                let message = NewMessage {
+                    id,
+                    from,
+                    sent_at,
+                    message: f.next()?.to_owned(),
+                    room,
+                };
+                Some(Delivery::Room {
+                    except_sid,
+                    message,
+                })
+            }
+            "d" => {
+                let mut f = rest.splitn(3, '\n');
+                Some(Delivery::Delivered {
+                    sender: f.next()?.to_owned(),
+                    id: f.next()?.to_owned(),
+                    to: f.next()?.to_owned(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A raw stream entry as XRANGE returns it: id and a flat field/value list.
+pub(super) type RawEntry = (String, Vec<String>);
+
+/// A stream entry as `deliver.lua`'s `append` writes it; `None` when a field is missing.
+pub(super) fn entry_to_message(entry: RawEntry, room: Option<&str>) -> Option<NewMessage> {
+    let (id, fields) = entry;
+    let (mut from, mut message, mut sent_at) = (None, None, None);
+    let mut it = fields.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        match k.as_str() {
+            "from" => from = Some(v),
+            "message" => message = Some(v),
+            "sentAt" => sent_at = v.parse().ok(),
+            _ => {}
+        }
+    }
+    Some(NewMessage {
+        id,
+        from: from?,
+        message: message?,
+        sent_at: sent_at?,
+        room: room.map(str::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(id: &str, text: &str, room: Option<&str>) -> NewMessage {
+        NewMessage {
+            id: id.into(),
+            from: "alice".into(),
+            message: text.into(),
+            sent_at: 42,
+            room: room.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn channel_payloads_parse() {
+        let d = Delivery::parse("m\nbob\n5-0\nalice\n42\nhello\nworld").unwrap();
+        assert_eq!(
+            d,
+            Delivery::Direct {
+                to: "bob".into(),
+                message: msg("5-0", "hello\nworld", None),
+            }
+        );
+        match Delivery::parse("r\nlobby\n1-0\nalice\n9\nSID\ntext").unwrap() {
+            Delivery::Room {
+                except_sid,
+                message,
+            } => {
+                assert_eq!(except_sid, "SID");
+                assert_eq!(message.room.as_deref(), Some("lobby"));
+                assert_eq!(message.message, "text");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            Delivery::parse("d\nalice\n5-0\nbob"),
+            Some(Delivery::Delivered {
+                sender: "alice".into(),
+                id: "5-0".into(),
+                to: "bob".into()
+            })
+        );
+        assert_eq!(Delivery::parse("m\nbob\n5-0"), None);
+        assert_eq!(Delivery::parse("x\n"), None);
+    }
+
+    #[test]
+    fn encoding_is_the_wire_format_and_parses_back() {
+        let cases = [
+            (
+                Delivery::Direct {
+                    to: "bob".into(),
+                    message: msg("5-0", "hello\nworld", None),
+                },
+                "m\nbob\n5-0\nalice\n42\nhello\nworld",
+            ),
+            (
+                Delivery::Room {
+                    except_sid: "SID".into(),
+                    message: msg("1-0", "text", Some("lobby")),
+                },
+                "r\nlobby\n1-0\nalice\n42\nSID\ntext",
+            ),
+            (
+                Delivery::Delivered {
+                    sender: "alice".into(),
+                    id: "5-0".into(),
+                    to: "bob".into(),
+                },
+                "d\nalice\n5-0\nbob",
+            ),
+        ];
+        for (d, wire) in cases {
+            assert_eq!(d.encode(), wire);
+            assert_eq!(Delivery::parse(wire), Some(d));
+        }
+    }
+
+    #[test]
+    fn parts_surround_the_id() {
+        let d = Delivery::Direct {
+            to: "bob".into(),
+            message: msg("", "hi", None),
+        };
+        let p = d.parts();
+        assert_eq!(
+            (p.head.as_str(), p.middle.as_str(), p.text),
+            ("m\nbob\n", "\nalice\n42\n", "hi")
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! The store: Redis keys, scripts and the delivery format, behind one method per operation.
+//!
+//! Redis commands are built here and in [`link`](crate::link) (which owns the connection)
+//! only. Every [`Store`] method is one script or command (one round trip), bounded by a
+//! timeout; any failure is a [`StoreError`], which a client hears as `unavailable` instead of
+//! losing a message. The data model is described in `docs/redis.md`.
+//!
+//! - [`keys`]: every key and channel name, spelled once.
+//! - `scripts/*.lua` (loaded by `scripts.rs`): the only writers; they get key names as
+//!   KEYS, or as templates in ARGV, never spell them.
+//! - [`delivery`]: the channel payload ([`Delivery`]) and stream entry formats.
+//! - [`error`]: [`StoreError`] and its mapping to the client's `unavailable`.
+//! - [`membership`]: chatctl's service membership across hosts.
+//!
+//! Everything is generic over redis-rs's [`ConnectionLike`] so unit tests record the
+//! commands sent without a server; production uses [`LinkConnection`](crate::link::LinkConnection).
+
+pub mod delivery;
+pub mod error;
+pub mod keys;
+pub mod membership;
+#[cfg(test)]
+pub(crate) mod recorder;
+mod scripts;
+
+pub use delivery::Delivery;
+pub use error::StoreError;
+// Moved to `link`; kept here for the callers that name them through the store.
+pub use crate::link::{redact_url, redis_client, PASSWORD_ENV};
+
+use crate::protocol::NewMessage;
+use delivery::{entry_to_message, RawEntry};
+use keys::SLOT;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, FromRedisValue, RedisError, Script, ScriptInvocation};
+use scripts::{ACK, HEARTBEAT, JOIN, LEAVE, LOGIN, LOGOUT, REMOVE_WORKER, RESYNC, ROOM_SEND, SEND};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Inbox bounds, from `[limits]`.
+#[derive(Debug, Clone, Copy)]
+pub struct InboxBounds {
+    /// Longest inbox, in messages (XADD MAXLEN).
+    pub max_len: usize,
+    /// Age past which an unacknowledged message is dropped, and the inbox key's TTL.
+    pub ttl: Duration,
+}
+
+/// The store of one worker instance.
+#[derive(Clone)]
+pub struct Store<C> {
+    /// The command connection; it reconnects by itself.
+    con: C,
+    /// Key prefix of the service.
+    prefix: Arc<str>,
+    /// This worker instance's id: unique per process start, so a restarted worker never
+    /// inherits (or deletes) the registrations of its previous life.
+    instance: Arc<str>,
+    /// Longest wait for any Redis call before answering `unavailable`.
+    timeout: Duration,
+    inbox: InboxBounds,
+    /// `WAIT` for this many replicas after storing a direct message (0 = don't).
+    min_replicas: u32,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
+    /// The store of worker `instance`, naming keys with `prefix`.
+    pub fn new(
+        con: C,
+        prefix: &str,
+        instance: &str,
+        timeout: Duration,
+        inbox: InboxBounds,
+    ) -> Self {
+        Self {
+            con,
+            prefix: prefix.into(),
+            instance: instance.into(),
+            timeout,
+            inbox,
+            min_replicas: 0,
+        }
+    }
+
+    /// With replicas: a direct message is acked only once this many replicas have it.
+    pub fn with_min_replicas(mut self, n: u32) -> Self {
+        self.min_replicas = n;
+        self
+    }
+
+    /// This worker instance's id.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The worker's own delivery channel.
+    pub fn channel(&self) -> String {
+        keys::worker_channel(&self.prefix, &self.instance)
+    }
+
+    /// Any instance's delivery channel, as a template for the publishing scripts.
+    fn channel_template(&self) -> String {
+        keys::worker_channel(&self.prefix, SLOT)
+    }
+
+    async fn bounded<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Runs a script (loading it first if Redis does not have it), bounded by the timeout.
+    async fn invoke<T: FromRedisValue>(&self, inv: &ScriptInvocation<'_>) -> Result<T, StoreError> {
+        let mut con = self.con.clone();
+        self.bounded(inv.invoke_async(&mut con)).await
+    }
+
+    /// Runs one plain command, bounded by the timeout.
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        let mut con = self.con.clone();
+        self.bounded(cmd.query_async(&mut con)).await
+    }
+
+    /// A call of one of the scripts built on `worker.lua`, with the KEYS and ARGV it
+    /// expects first: the workers and online keys, this instance, and key templates.
+    fn worker_script<'s>(&self, script: &'s Script) -> ScriptInvocation<'s> {
+        let p = &*self.prefix;
+        let mut inv = script.prepare_invoke();
+        inv.key(keys::workers(p))
+            .key(keys::online(p))
+            .arg(&*self.instance)
+            .arg(keys::worker_alive(p, SLOT))
+            .arg(keys::worker_users(p, SLOT))
+            .arg(keys::worker_rooms(p, SLOT))
+            .arg(keys::user_workers(p, SLOT))
+            .arg(keys::room_workers(p, SLOT));
+        inv
+    }
+
+    fn min_id(&self, now: u64) -> String {
+        format!(
+            "{}-0",
+            now.saturating_sub(self.inbox.ttl.as_millis() as u64)
+        )
+    }
+
+    /// Refreshes liveness and reaps dead workers; `Ok(true)` when our registration had been
+    /// lost and must be rebuilt with [`Store::resync`].
+    pub async fn heartbeat(&self, ttl: Duration) -> Result<bool, StoreError> {
+        let mut inv = self.worker_script(&HEARTBEAT);
+        inv.arg(ttl.as_millis() as u64);
+        let (fresh, _reaped): (i64, i64) = self.invoke(&inv).await?;
+        Ok(fresh == 1)
+    }
+
+    /// Re-registers the worker's live users and rooms; with `reset`, drops stale ones first.
+    pub async fn resync(
+        &self,
+        ttl: Duration,
+        reset: bool,
+        users: &[String],
+        rooms: &[String],
+    ) -> Result<(), StoreError> {
+        let mut inv = self.worker_script(&RESYNC);
+        inv.arg(ttl.as_millis() as u64)
+            .arg(if reset { "1" } else { "0" })
+            .arg(users.len())
+            .arg(users)
+            .arg(rooms);
+        let _: i64 = self.invoke(&inv).await?;
+        Ok(())
+    }
+
+    /// Drops this worker's registrations (on drain).
+    pub async fn remove_self(&self) -> Result<(), StoreError> {
+        let _: i64 = self.invoke(&self.worker_script(&REMOVE_WORKER)).await?;
+        Ok(())
+    }
+
+    /// Registers `user` on this worker and returns the messages waiting in its inbox,
+    /// oldest first.
+    pub async fn login(&self, user: &str) -> Result<Vec<NewMessage>, StoreError> {
+        let p = &*self.prefix;
+        let mut inv = LOGIN.prepare_invoke();
+        inv.key(keys::user_workers(p, user))
+            .key(keys::worker_users(p, &self.instance))
+            .key(keys::online(p))
+            .key(keys::inbox(p, user))
+            .arg(user)
+            .arg(&*self.instance)
+            .arg(self.min_id(now_ms()))
+            .arg(self.inbox.max_len);
+        let raw: Vec<RawEntry> = self.invoke(&inv).await?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|e| entry_to_message(e, None))
+            .collect())
+    }
+
+    /// The messages waiting in `user`'s inbox, oldest first (redelivery after a pub/sub gap).
+    pub async fn pending(&self, user: &str) -> Result<Vec<NewMessage>, StoreError> {
+        let mut cmd = redis::cmd("XRANGE");
+        cmd.arg(keys::inbox(&self.prefix, user))
+            .arg(self.min_id(now_ms()))
+            .arg("+")
+            .arg("COUNT")
+            .arg(self.inbox.max_len);
+        let raw: Vec<RawEntry> = self.query(&cmd).await?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|e| entry_to_message(e, None))
+            .collect())
+    }
+
+    /// The user's last socket on this worker is gone.
+    pub async fn logout(&self, user: &str) -> Result<(), StoreError> {
+        let p = &*self.prefix;
+        let mut inv = LOGOUT.prepare_invoke();
+        inv.key(keys::user_workers(p, user))
+            .key(keys::worker_users(p, &self.instance))
+            .key(keys::online(p))
+            .arg(user)
+            .arg(&*self.instance);
+        let _: i64 = self.invoke(&inv).await?;
+        Ok(())
+    }
+
+    /// Stores a direct message in `to`'s inbox and publishes it to `to`'s workers. When this
+    /// returns `Ok(id)`, the message is in Redis.
+    pub async fn send(
+        &self,
+        from: &str,
+        to: &str,
+        text: &str,
+        sent_at: u64,
+    ) -> Result<String, StoreError> {
+        let p = &*self.prefix;
+        let delivery = Delivery::Direct {
+            to: to.to_owned(),
+            message: NewMessage {
+                id: String::new(), // XADD makes it
+                from: from.to_owned(),
+                message: text.to_owned(),
+                sent_at,
+                room: None,
+            },
+        };
+        // The script appends `text`, which it already has, after head .. id .. middle.
+        let payload = delivery.parts();
+        let mut inv = SEND.prepare_invoke();
+        inv.key(keys::inbox(p, to))
+            .key(keys::user_workers(p, to))
+            .arg(from)
+            .arg(text)
+            .arg(sent_at)
+            .arg(self.inbox.max_len)
+            .arg(self.min_id(sent_at))
+            .arg(self.inbox.ttl.as_millis() as u64)
+            .arg(self.channel_template())
+            .arg(payload.head)
+            .arg(payload.middle);
+        let id: String = self.invoke(&inv).await?;
+        if self.min_replicas > 0 {
+            // WAIT covers every write sent before it on this connection, the XADD included
+            // (clones of the connection share one multiplexed socket).
+            let wait_ms = (self.timeout.as_millis() as u64 / 2).max(1);
+            let mut wait = redis::cmd("WAIT");
+            wait.arg(self.min_replicas).arg(wait_ms);
+            let got: i64 = self.query(&wait).await?;
+            if got < self.min_replicas as i64 {
+                return Err(StoreError::NotReplicated {
+                    got,
+                    want: self.min_replicas,
+                });
+            }
+        }
+        Ok(id)
+    }
+
+    /// `to` acknowledged message `id` from `sender`; `Ok(true)` for the first ack.
+    pub async fn ack(&self, to: &str, id: &str, sender: &str) -> Result<bool, StoreError> {
+        let p = &*self.prefix;
+        let receipt = Delivery::Delivered {
+            sender: sender.to_owned(),
+            id: id.to_owned(),
+            to: to.to_owned(),
+        };
+        let mut inv = ACK.prepare_invoke();
+        inv.key(keys::inbox(p, to))
+            .key(keys::user_workers(p, sender))
+            .arg(id)
+            .arg(self.channel_template())
+            .arg(receipt.encode());
+        let n: i64 = self.invoke(&inv).await?;
+        Ok(n == 1)
+    }
+
+    /// Registers this worker as holding members of `room`; returns the room's history,
+    /// oldest first.
+    pub async fn join(&self, room: &str) -> Result<Vec<NewMessage>, StoreError> {
+        let p = &*self.prefix;
+        let mut inv = JOIN.prepare_invoke();
+        inv.key(keys::room_workers(p, room))
+            .key(keys::worker_rooms(p, &self.instance))
+            .key(keys::room_history(p, room))
+            .arg(room)
+            .arg(&*self.instance)
+            .arg(crate::protocol::ROOM_HISTORY_LEN);
+        let raw: Vec<RawEntry> = self.invoke(&inv).await?;
+        let mut history: Vec<NewMessage> = raw
+            .into_iter()
+            .filter_map(|e| entry_to_message(e, Some(room)))
+            .collect();
+        history.reverse();
+        Ok(history)
+    }
+
+    /// This worker's last member of `room` left.
+    pub async fn leave(&self, room: &str) -> Result<(), StoreError> {
+        let p = &*self.prefix;
+        let mut inv = LEAVE.prepare_invoke();
+        inv.key(keys::room_workers(p, room))
+            .key(keys::worker_rooms(p, &self.instance))
+            .arg(room)
+            .arg(&*self.instance);
+        let _: i64 = self.invoke(&inv).await?;
+        Ok(())
+    }
+
+    /// Appends to the room's history and publishes to the room's workers.
+    pub async fn room_send(
+        &self,
+        room: &str,
+        from: &str,
+        text: &str,
+        sent_at: u64,
+        except_sid: &str,
+    ) -> Result<String, StoreError> {
+        let p = &*self.prefix;
+        let delivery = Delivery::Room {
+            except_sid: except_sid.to_owned(),
+            message: NewMessage {
+                id: String::new(), // XADD makes it
+                from: from.to_owned(),
+                message: text.to_owned(),
+                sent_at,
+                room: Some(room.to_owned()),
+            },
+        };
+        // The script appends `text`, which it already has, after head .. id .. middle.
+        let payload = delivery.parts();
+        let mut inv = ROOM_SEND.prepare_invoke();
+        inv.key(keys::room_history(p, room))
+            .key(keys::room_workers(p, room))
+            .arg(from)
+            .arg(text)
+            .arg(sent_at)
+            .arg(crate::protocol::ROOM_HISTORY_LEN)
+            .arg(self.channel_template())
+            .arg(payload.head)
+            .arg(payload.middle);
+        self.invoke(&inv).await
+    }
+
+    /// Online users, sorted, at most `max`.
+    pub async fn list_users(&self, max: usize) -> Result<Vec<String>, StoreError> {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(keys::online(&self.prefix))
+            .arg(0)
+            .arg(max.saturating_sub(1));
+        self.query(&cmd).await
+    }
+
+    /// A PING, for `/health` and the round-trip figure.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self.query(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

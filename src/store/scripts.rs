@@ -1,0 +1,37 @@
+//! The Lua scripts, one `.lua` file each under `scripts/`, with the shared preludes
+//! (`key.lua`, `worker.lua`, `deliver.lua`) prepended at compile time. Each file's header
+//! says its KEYS and ARGV; the store's methods are the only callers.
+
+use redis::Script;
+use std::sync::LazyLock;
+
+/// A script made of preludes and a body, concatenated at compile time.
+macro_rules! script {
+    ($($file:literal),+) => {
+        LazyLock::new(|| Script::new(concat!($(include_str!(concat!("scripts/", $file))),+)))
+    };
+}
+
+/// Liveness refresh plus reaping of dead instances; `{fresh, reaped}`.
+pub(super) static HEARTBEAT: LazyLock<Script> = script!("key.lua", "worker.lua", "heartbeat.lua");
+/// Re-registers this instance's live users and rooms.
+pub(super) static RESYNC: LazyLock<Script> = script!("key.lua", "worker.lua", "resync.lua");
+/// Drops this instance and its memberships (drain).
+pub(super) static REMOVE_WORKER: LazyLock<Script> =
+    script!("key.lua", "worker.lua", "remove_worker.lua");
+/// Registers a user and returns its pending inbox.
+pub(super) static LOGIN: LazyLock<Script> = script!("login.lua");
+/// The user's last local socket left.
+pub(super) static LOGOUT: LazyLock<Script> = script!("logout.lua");
+/// Stores a direct message and publishes it to the recipient's instances.
+pub(super) static SEND: LazyLock<Script> = script!("key.lua", "deliver.lua", "send.lua");
+/// Removes an acknowledged message; the first ack publishes the receipt.
+pub(super) static ACK: LazyLock<Script> = script!("key.lua", "deliver.lua", "ack.lua");
+/// Registers room membership and returns the history.
+pub(super) static JOIN: LazyLock<Script> = script!("join.lua");
+/// The room's last local member left.
+pub(super) static LEAVE: LazyLock<Script> = script!("leave.lua");
+/// Appends to a room's history and publishes to its instances.
+pub(super) static ROOM_SEND: LazyLock<Script> = script!("key.lua", "deliver.lua", "room_send.lua");
+/// Prunes expired service members and returns the live ones with their info.
+pub(super) static MEMBERS_LIVE: LazyLock<Script> = script!("members_live.lua");

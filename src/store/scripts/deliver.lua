@@ -1,0 +1,16 @@
+-- Prelude of the scripts that store and publish messages (send, ack, room_send).
+
+-- Appends a message to a stream capped at max_len entries; returns its id. The field names
+-- are the ones the store's entry decoder reads.
+local function append(stream, max_len, from, text, sent_at)
+  return redis.call('XADD', stream, 'MAXLEN', max_len, '*',
+    'from', from, 'message', text, 'sentAt', sent_at)
+end
+
+-- Publishes payload on the delivery channel (a key template) of every instance in the SET
+-- `instances`: only the workers that hold a recipient, never a broadcast.
+local function publish(instances, channel, payload)
+  for _, w in ipairs(redis.call('SMEMBERS', instances)) do
+    redis.call('PUBLISH', key(channel, w), payload)
+  end
+end

@@ -1,0 +1,3 @@
+-- After worker.lua. Drops this instance and all its memberships (drain).
+reap(ME)
+return 1
