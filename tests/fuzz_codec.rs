@@ -4,7 +4,7 @@
 //! it runs in CI; proptest saves failing seeds in its regression file beside this test, and
 //! replayed first on every later run (the corpus, kept in git).
 
-use chat::protocol::{self, LogIn, RoomMessage, RoomRef, SendMessage};
+use chat::protocol::{self, LogIn, NewMessage, RoomMessage, RoomRef, SendMessage};
 use chat::store::Delivery;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -87,9 +87,19 @@ proptest! {
         sent_at in any::<u64>(),
         text in "(?s).{1,200}",
     ) {
-        // Exactly what the SEND script publishes.
+        // Encoded by the same code that hands the SEND script its payload.
         let id = format!("{ms}-{seq}");
-        let payload = format!("m\n{to}\n{id}\n{from}\n{sent_at}\n{text}");
+        let payload = Delivery::Direct {
+            to: to.clone(),
+            message: NewMessage {
+                id: id.clone(),
+                from: from.clone(),
+                message: text.clone(),
+                sent_at,
+                room: None,
+            },
+        }
+        .encode();
         match Delivery::parse(&payload) {
             Some(Delivery::Direct { to: t, message }) => {
                 prop_assert_eq!(t, to);
@@ -109,7 +119,17 @@ proptest! {
         sid in "[A-Za-z0-9_-]{16}",
         text in "(?s).{1,200}",
     ) {
-        let payload = format!("r\n{room}\n1-0\n{from}\n5\n{sid}\n{text}");
+        let payload = Delivery::Room {
+            except_sid: sid.clone(),
+            message: NewMessage {
+                id: "1-0".into(),
+                from: from.clone(),
+                message: text.clone(),
+                sent_at: 5,
+                room: Some(room.clone()),
+            },
+        }
+        .encode();
         match Delivery::parse(&payload) {
             Some(Delivery::Room { except_sid, message }) => {
                 prop_assert_eq!(except_sid, sid);

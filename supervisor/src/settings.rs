@@ -135,7 +135,7 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
         ("events_per_second", u64::from(limits.events_per_second)),
         (
             "max_queued_bytes_per_socket",
-            limits.max_queued_bytes_per_socket as u64,
+            limits.max_queued_bytes_per_socket,
         ),
         ("max_sockets_per_user", limits.max_sockets_per_user as u64),
     ] {

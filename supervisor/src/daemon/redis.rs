@@ -84,17 +84,7 @@ impl Supervisor {
             Duration::from_secs(2),
         )
         .ok()?;
-        let attempt = async {
-            let client = link.client().await.ok()?;
-            let mut con = client.get_multiplexed_async_connection().await.ok()?;
-            let t = Instant::now();
-            ping(&mut con).await?;
-            Some(t.elapsed().as_secs_f64() * 1000.0)
-        };
-        tokio::time::timeout(Duration::from_secs(2), attempt)
-            .await
-            .ok()
-            .flatten()
+        Some(link.ping().await?.as_secs_f64() * 1000.0)
     }
 
     pub(super) async fn wait_redis(&self) -> anyhow::Result<()> {
@@ -108,12 +98,6 @@ impl Supervisor {
                 )
             })
     }
-}
-
-// MERGE: becomes chat::link::Link::ping
-async fn ping(con: &mut ::redis::aio::MultiplexedConnection) -> Option<()> {
-    let _: String = ::redis::cmd("PING").query_async(con).await.ok()?;
-    Some(())
 }
 
 #[cfg(test)]
