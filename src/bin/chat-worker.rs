@@ -67,17 +67,39 @@ struct Args {
     /// larger messages are read in several chunks). Small saves memory per idle connection.
     #[arg(long, default_value_t = 1024)]
     ws_read_buffer: usize,
+    /// Log lines on stderr: `text` for people, `json` (one object per line: timestamp,
+    /// level, target, fields, message) for a log collector.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging(format: LogFormat) {
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // The message stays inside `fields` as tracing-subscriber puts it; a collector maps
+        // `fields.message`.
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    // Parsed first so that the log format applies to every line; clap prints its own errors.
     let args = Args::parse();
+    init_logging(args.log_format);
     raise_fd_limit();
     let config = WorkerConfig {
         redis_prefix: args.redis_prefix,
