@@ -113,6 +113,14 @@ async fn restart_replaces_one_worker_on_its_port() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], true, "{out}");
 
+    let out = c.ok(&["restart", "redis"]);
+    assert_eq!(out.trim(), "restarted redis");
+    let redis_pid = before["redis"]["pid"].as_u64();
+    c.wait_status("redis back with a new pid, workers up", |s| {
+        s["redis"]["up"] == true && s["redis"]["pid"].as_u64() != redis_pid && all_up(s, 2)
+    })
+    .await;
+
     let bad = c.chatctl(&["restart", "worker-9"]);
     assert_eq!(
         bad.status.and_then(|s| s.code()),
