@@ -75,12 +75,14 @@ pub async fn show(
         None => names,
     };
     let prefix = chosen.len() > 1;
-    let mut files: Vec<(String, PathBuf, u64)> = chosen
+    // (name, path, offset, shown yet): `-n` trims only the first read of each file, not
+    // what a rotation restarts from offset 0.
+    let mut files: Vec<(String, PathBuf, u64, bool)> = chosen
         .iter()
-        .map(|n| (n.clone(), state_dir.log(n), 0))
+        .map(|n| (n.clone(), state_dir.log(n), 0, false))
         .collect();
     loop {
-        for (name, path, offset) in files.iter_mut() {
+        for (name, path, offset, shown) in files.iter_mut() {
             let Ok(mut f) = std::fs::File::open(&*path) else {
                 continue;
             };
@@ -95,7 +97,8 @@ pub async fn show(
             if f.read_to_string(&mut text).is_err() {
                 continue;
             }
-            let first = *offset == 0;
+            let first = !*shown;
+            *shown = true;
             *offset += text.len() as u64;
             let mut out = std::io::stdout().lock();
             let lines: Vec<&str> = text.lines().collect();
