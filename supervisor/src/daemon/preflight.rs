@@ -60,6 +60,12 @@ fn prepare_state_dir(state_dir: &StateDir) -> anyhow::Result<()> {
             )
         })?;
     check_private_dir(root).map_err(anyhow::Error::msg)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // A dir we own that was created 0755 before us: tighten it, as only we need it.
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot chmod 700 {}", root.display()))?;
+    }
     for dir in [state_dir.logs_dir(), state_dir.redis_dir()] {
         std::fs::DirBuilder::new()
             .recursive(true)
