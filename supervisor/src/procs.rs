@@ -186,6 +186,17 @@ pub fn clock_ticks() -> u64 {
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as u64
 }
 
+/// Opens a log for appending: created 0600 (mode at open), never through a symlink.
+pub fn open_private_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,15 +226,4 @@ mod tests {
         assert!(find_binary(Path::new("sh")).is_some());
         assert!(find_binary(Path::new("no-such-binary-here")).is_none());
     }
-}
-
-/// Opens a log for appending: created 0600 (mode at open), never through a symlink.
-pub fn open_private_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
 }
