@@ -124,7 +124,7 @@ pub fn render(v: &CfgView) -> anyhow::Result<String> {
     };
     let redirect_frontend = match (v.tls_cert.is_some(), v.http_redirect_port) {
         (true, Some(p)) => format!(
-            "\nfrontend chat_http_redirect\n    bind {bind}:{p}\n    http-request redirect location https://%[req.hdr(host),regsub(:[0-9]+$,)]:{port}%[capture.req.uri] code 301\n",
+            "\nfrontend chat_http_redirect\n    bind {bind}:{p}\n    http-request return status 400 content-type text/plain string \"bad Host\\n\" unless {{ req.hdr_cnt(host) eq 1 }} {{ req.hdr(host) -m reg ^[A-Za-z0-9.-]+(:[0-9]+)?$ }}\n    http-request redirect location https://%[req.hdr(host),regsub(:[0-9]+$,)]:{port}%[capture.req.uri] code 301\n",
             bind = v.bind,
             port = v.port
         ),
@@ -281,6 +281,9 @@ mod tests {
         let cfg = render(&v).unwrap();
         assert!(cfg.contains("bind 127.0.0.1:8080 ssl crt /c.pem alpn http/1.1"));
         assert!(cfg.contains("frontend chat_http_redirect\n    bind 127.0.0.1:8081"));
+        // The Host check comes before the redirect that uses it.
+        let check = cfg.find("http-request return status 400").unwrap();
+        assert!(check < cfg.find("http-request redirect").unwrap());
     }
 
     #[test]
