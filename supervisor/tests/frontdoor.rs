@@ -1,7 +1,10 @@
-//! The public port through chatctl's HAProxy (issue 10): only `/`, `/socket.io/` and the
-//! front door's own `/health` are served; `/metrics` and everything else answer 404.
+//! What the front of the cluster holds to (issue 10): the public port through chatctl's
+//! HAProxy serves only `/`, `/socket.io/` and the front door's own `/health`; the embedded
+//! Redis has a `maxmemory` with `noeviction`, so past it sends answer `unavailable` and
+//! nothing acked is lost.
 
 use chat_testkit::*;
+use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test]
@@ -52,4 +55,47 @@ async fn the_public_port_serves_the_page_socketio_and_its_own_health_only() {
     )
     .await;
     signal(pid, libc::SIGCONT);
+}
+
+#[tokio::test]
+async fn a_full_embedded_redis_refuses_sends_and_loses_nothing() {
+    let conf = tempfile::tempdir().unwrap();
+    let toml = conf.path().join("chat.toml");
+    // 4 MiB of Redis; sends as fast as the test can go.
+    std::fs::write(
+        &toml,
+        "[redis]\nmaxmemory = 4194304\n[limits]\nmessages_per_second = 10000\n",
+    )
+    .unwrap();
+    let c = Cluster::up_with(1, &["--config", toml.to_str().unwrap()]);
+    assert!(c.redis(&["CONFIG", "GET", "maxmemory"]).contains("4194304"));
+    assert!(c
+        .redis(&["CONFIG", "GET", "maxmemory-policy"])
+        .contains("noeviction"));
+
+    let (sender, _) = login(&c.url(), "filler").await;
+    let text = "x".repeat(12 * 1024);
+    let mut acked = 0u64;
+    let code = loop {
+        let code = ack_code(
+            &sender,
+            "send message",
+            json!({"username": "sink", "message": text}),
+        )
+        .await;
+        if code != "ok" {
+            break code;
+        }
+        acked += 1;
+        // 4 MiB of 12 KiB messages: a bound far past where it must fill.
+        assert!(acked < 2000, "redis never filled up");
+    };
+    assert_eq!(code, "unavailable");
+    assert!(acked > 10, "only {acked} sends before it filled");
+    assert!(c.redis(&["INFO", "stats"]).contains("evicted_keys:0"));
+
+    // The operator makes room; every acked message is still waiting for its recipient.
+    c.redis(&["CONFIG", "SET", "maxmemory", "0"]);
+    let (_sink, ack) = login(&c.url(), "sink").await;
+    assert_eq!(ack["pending"].as_u64(), Some(acked), "{ack}");
 }
