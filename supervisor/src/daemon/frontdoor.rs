@@ -68,7 +68,8 @@ impl Supervisor {
         let text = haproxy::render(&self.cfg_view(generation))?;
         let cfg = self.state_dir.haproxy_cfg();
         let next = cfg.with_extension("cfg.next");
-        std::fs::write(&next, &text).with_context(|| format!("cannot write {}", next.display()))?;
+        // Private, and a symlink planted at the path is not followed.
+        super::preflight::write_private(&next, &text)?;
         haproxy::validate(&self.haproxy_bin, &next).await?;
         std::fs::rename(&next, &cfg)?;
         self.lock().generation = generation;
