@@ -109,7 +109,7 @@ async fn validate_cfg(bin: &Path, s: &Settings, state_dir: &StateDir) -> anyhow:
         servers,
     };
     let cfg = std::env::temp_dir().join(format!("chatctl-check-{}.cfg", std::process::id()));
-    std::fs::write(&cfg, haproxy::render(&view))?;
+    std::fs::write(&cfg, haproxy::render(&view)?)?;
     let result = haproxy::validate(bin, &cfg).await;
     let _ = std::fs::remove_file(&cfg);
     result
