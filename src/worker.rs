@@ -29,6 +29,11 @@ pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for one Redis call before the client hears `unavailable`.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a draining worker keeps its sessions open before closing them: long enough for
+/// a client in the middle of a polling→WebSocket upgrade to finish it or hear the Engine.IO
+/// close packet on its next poll (engine.io-client stalls if the upgrade fails instead).
+pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
 /// Everything one worker needs; `chat-worker`'s flags map onto it.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -224,6 +229,9 @@ pub async fn run(
     app.draining.store(true, Ordering::Relaxed);
     drop(listener);
     let drain = async {
+        // Clients mid-upgrade either finish it or get the close packet on their next poll
+        // (`http::handle`) before `io.close()` cuts their transports.
+        tokio::time::sleep(DRAIN_GRACE.min(config.drain_timeout)).await;
         io.close().await;
         if let Err(e) = app.store.remove_self().await {
             tracing::warn!("could not leave the user map ({e}); it expires in {LIVENESS_TTL:?}");
