@@ -123,6 +123,7 @@ pub async fn run(
         redis_subscribed: AtomicBool::new(false),
         liveness_ttl: LIVENESS_TTL,
         open_connections: Default::default(),
+        resync_due: AtomicBool::new(false),
     });
 
     let (sio_svc, io) = SocketIo::builder()
@@ -265,7 +266,8 @@ async fn heartbeat_loop(app: App, stopped: impl Future<Output = ()>) {
             continue;
         }
         let result = match app.store.heartbeat(app.liveness_ttl).await {
-            Ok(fresh) if fresh || !was_up => {
+            // `swap` last: a due resync waits for a tick that reaches Redis.
+            Ok(fresh) if fresh || !was_up || app.resync_due.swap(false, Ordering::Relaxed) => {
                 let r = app.resync().await;
                 if r.is_ok() {
                     // Messages sent while our users were missing from the user map were
