@@ -14,6 +14,7 @@ if [ "$mode" = all ]; then
   command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)   # TLS test certificates
   command -v curl >/dev/null 2>&1 || need_apt+=(curl)
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)   # the real-browser test
+  command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)   # `promtool check metrics`
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt)" >&2

@@ -57,9 +57,11 @@ impl App {
                 self.metrics.delivered();
                 let app = self.clone();
                 let (to, id, from) = (to.to_owned(), message.id.clone(), message.from.clone());
+                let sent_at = message.sent_at;
                 tokio::spawn(async move {
                     // Any answer counts as an acknowledgement, whatever its arguments.
                     if matches!(ack.await, Ok(_) | Err(AckError::Decode(_))) {
+                        app.metrics.acked(sent_at);
                         if let Err(e) = app.store.ack(&to, &id, &from).await {
                             tracing::warn!(%to, %id, "ack not recorded, message stays pending: {e}");
                         }

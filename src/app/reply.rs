@@ -39,6 +39,9 @@ impl FromMessageParts<LocalAdapter> for Reply {
 
 impl Reply {
     pub(super) fn send(self, app: &App, event: &str, result: Result<Value, ChatError>) {
+        if let Err(e) = &result {
+            app.metrics.error(e.code);
+        }
         let ack = match result {
             Ok(v) => v,
             Err(e) if self.wants_ack => e.to_ack(),

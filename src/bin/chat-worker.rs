@@ -67,17 +67,39 @@ struct Args {
     /// larger messages are read in several chunks). Small saves memory per idle connection.
     #[arg(long, default_value_t = 1024)]
     ws_read_buffer: usize,
+    /// Log lines on stderr: `text` for people, `json` (one object per line: timestamp,
+    /// level, target, fields, message) for a log collector.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging(format: LogFormat) {
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // The message stays inside `fields` as tracing-subscriber puts it; a collector maps
+        // `fields.message`.
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    // Parsed first so that the log format applies to every line; clap prints its own errors.
     let args = Args::parse();
+    init_logging(args.log_format);
     raise_fd_limit();
     let config = WorkerConfig {
         redis_prefix: args.redis_prefix,
@@ -130,18 +152,18 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Each connection is a file descriptor: lift the soft limit to the hard one.
+/// Each connection is a file descriptor: lift the soft limit to the hard one. A failure only
+/// means fewer connections, so it is logged, not fatal.
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit write and read only the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!("cannot raise the open-file limit from {soft} to {hard}: {e}");
+            }
         }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot read the open-file limit: {e}"),
     }
 }
 

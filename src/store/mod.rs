@@ -35,7 +35,7 @@ use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, RedisError, Script, ScriptInvocation};
 use scripts::{ACK, HEARTBEAT, JOIN, LEAVE, LOGIN, LOGOUT, REMOVE_WORKER, RESYNC, ROOM_SEND, SEND};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Inbox bounds, from `[limits]`.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +61,73 @@ pub struct Store<C> {
     inbox: InboxBounds,
     /// `WAIT` for this many replicas after storing a direct message (0 = don't).
     min_replicas: u32,
+}
+
+/// Every Redis call the store makes, the `op` label of `chat_redis_call_seconds`: the
+/// script's name, or the command's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Heartbeat,
+    Resync,
+    RemoveWorker,
+    Login,
+    Logout,
+    Send,
+    Ack,
+    Join,
+    Leave,
+    RoomSend,
+    Xrange,
+    Wait,
+    Zrange,
+    Ping,
+}
+
+impl Op {
+    /// In declaration order, so `op as usize` indexes it.
+    pub const ALL: [Op; 14] = [
+        Op::Heartbeat,
+        Op::Resync,
+        Op::RemoveWorker,
+        Op::Login,
+        Op::Logout,
+        Op::Send,
+        Op::Ack,
+        Op::Join,
+        Op::Leave,
+        Op::RoomSend,
+        Op::Xrange,
+        Op::Wait,
+        Op::Zrange,
+        Op::Ping,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Heartbeat => "heartbeat",
+            Op::Resync => "resync",
+            Op::RemoveWorker => "remove_worker",
+            Op::Login => "login",
+            Op::Logout => "logout",
+            Op::Send => "send",
+            Op::Ack => "ack",
+            Op::Join => "join",
+            Op::Leave => "leave",
+            Op::RoomSend => "room_send",
+            Op::Xrange => "xrange",
+            Op::Wait => "wait",
+            Op::Zrange => "zrange",
+            Op::Ping => "ping",
+        }
+    }
+}
+
+/// Feeds `chat_redis_call_seconds`; chatctl builds the library without the worker's metrics.
+fn observe(op: Op, took: Duration) {
+    #[cfg(feature = "worker")]
+    crate::metrics::REDIS_CALLS.observe(op, took);
+    #[cfg(not(feature = "worker"))]
+    let _ = (op, took);
 }
 
 /// Milliseconds since the Unix epoch.
@@ -111,26 +178,35 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
         keys::worker_channel(&self.prefix, SLOT)
     }
 
+    /// Bounded by the timeout and timed, failures and timeouts included.
     async fn bounded<T>(
         &self,
+        op: Op,
         fut: impl std::future::Future<Output = Result<T, RedisError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, fut).await {
+        let start = Instant::now();
+        let result = tokio::time::timeout(self.timeout, fut).await;
+        observe(op, start.elapsed());
+        match result {
             Ok(r) => Ok(r?),
             Err(_) => Err(StoreError::Timeout(self.timeout)),
         }
     }
 
     /// Runs a script (loading it first if Redis does not have it), bounded by the timeout.
-    async fn invoke<T: FromRedisValue>(&self, inv: &ScriptInvocation<'_>) -> Result<T, StoreError> {
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        op: Op,
+        inv: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
         let mut con = self.con.clone();
-        self.bounded(inv.invoke_async(&mut con)).await
+        self.bounded(op, inv.invoke_async(&mut con)).await
     }
 
     /// Runs one plain command, bounded by the timeout.
-    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    async fn query<T: FromRedisValue>(&self, op: Op, cmd: &Cmd) -> Result<T, StoreError> {
         let mut con = self.con.clone();
-        self.bounded(cmd.query_async(&mut con)).await
+        self.bounded(op, cmd.query_async(&mut con)).await
     }
 
     /// A call of one of the scripts built on `worker.lua`, with the KEYS and ARGV it
@@ -161,7 +237,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
     pub async fn heartbeat(&self, ttl: Duration) -> Result<bool, StoreError> {
         let mut inv = self.worker_script(&HEARTBEAT);
         inv.arg(ttl.as_millis() as u64);
-        let (fresh, _reaped): (i64, i64) = self.invoke(&inv).await?;
+        let (fresh, _reaped): (i64, i64) = self.invoke(Op::Heartbeat, &inv).await?;
         Ok(fresh == 1)
     }
 
@@ -179,13 +255,15 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             .arg(users.len())
             .arg(users)
             .arg(rooms);
-        let _: i64 = self.invoke(&inv).await?;
+        let _: i64 = self.invoke(Op::Resync, &inv).await?;
         Ok(())
     }
 
     /// Drops this worker's registrations (on drain).
     pub async fn remove_self(&self) -> Result<(), StoreError> {
-        let _: i64 = self.invoke(&self.worker_script(&REMOVE_WORKER)).await?;
+        let _: i64 = self
+            .invoke(Op::RemoveWorker, &self.worker_script(&REMOVE_WORKER))
+            .await?;
         Ok(())
     }
 
@@ -202,7 +280,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             .arg(&*self.instance)
             .arg(self.min_id(now_ms()))
             .arg(self.inbox.max_len);
-        let raw: Vec<RawEntry> = self.invoke(&inv).await?;
+        let raw: Vec<RawEntry> = self.invoke(Op::Login, &inv).await?;
         Ok(raw
             .into_iter()
             .filter_map(|e| entry_to_message(e, None))
@@ -217,7 +295,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             .arg("+")
             .arg("COUNT")
             .arg(self.inbox.max_len);
-        let raw: Vec<RawEntry> = self.query(&cmd).await?;
+        let raw: Vec<RawEntry> = self.query(Op::Xrange, &cmd).await?;
         Ok(raw
             .into_iter()
             .filter_map(|e| entry_to_message(e, None))
@@ -233,7 +311,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             .key(keys::online(p))
             .arg(user)
             .arg(&*self.instance);
-        let _: i64 = self.invoke(&inv).await?;
+        let _: i64 = self.invoke(Op::Logout, &inv).await?;
         Ok(())
     }
 
@@ -271,14 +349,14 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             .arg(self.channel_template())
             .arg(payload.head)
             .arg(payload.middle);
-        let id: String = self.invoke(&inv).await?;
+        let id: String = self.invoke(Op::Send, &inv).await?;
         if self.min_replicas > 0 {
             // WAIT covers every write sent before it on this connection, the XADD included
             // (clones of the connection share one multiplexed socket).
             let wait_ms = (self.timeout.as_millis() as u64 / 2).max(1);
             let mut wait = redis::cmd("WAIT");
             wait.arg(self.min_replicas).arg(wait_ms);
-            let got: i64 = self.query(&wait).await?;
+            let got: i64 = self.query(Op::Wait, &wait).await?;
             if got < self.min_replicas as i64 {
                 return Err(StoreError::NotReplicated {
                     got,
@@ -303,7 +381,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             .arg(id)
             .arg(self.channel_template())
             .arg(receipt.encode());
-        let n: i64 = self.invoke(&inv).await?;
+        let n: i64 = self.invoke(Op::Ack, &inv).await?;
         Ok(n == 1)
     }
 
@@ -318,7 +396,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             .arg(room)
             .arg(&*self.instance)
             .arg(crate::protocol::ROOM_HISTORY_LEN);
-        let raw: Vec<RawEntry> = self.invoke(&inv).await?;
+        let raw: Vec<RawEntry> = self.invoke(Op::Join, &inv).await?;
         let mut history: Vec<NewMessage> = raw
             .into_iter()
             .filter_map(|e| entry_to_message(e, Some(room)))
@@ -335,7 +413,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             .key(keys::worker_rooms(p, &self.instance))
             .arg(room)
             .arg(&*self.instance);
-        let _: i64 = self.invoke(&inv).await?;
+        let _: i64 = self.invoke(Op::Leave, &inv).await?;
         Ok(())
     }
 
@@ -371,7 +449,7 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             .arg(self.channel_template())
             .arg(payload.head)
             .arg(payload.middle);
-        self.invoke(&inv).await
+        self.invoke(Op::RoomSend, &inv).await
     }
 
     /// Online users, sorted, at most `max`.
@@ -380,12 +458,12 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
         cmd.arg(keys::online(&self.prefix))
             .arg(0)
             .arg(max.saturating_sub(1));
-        self.query(&cmd).await
+        self.query(Op::Zrange, &cmd).await
     }
 
     /// A PING, for `/health` and the round-trip figure.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let _: String = self.query(&redis::cmd("PING")).await?;
+        let _: String = self.query(Op::Ping, &redis::cmd("PING")).await?;
         Ok(())
     }
 }

@@ -20,7 +20,7 @@ mod status;
 mod wait;
 mod workers;
 
-pub use preflight::{preflight, Preflight};
+pub use preflight::{check_private_dir, open_door_warning, preflight, Preflight};
 
 use crate::membership::MemberInfo;
 use crate::procs::{self, LogSink};
