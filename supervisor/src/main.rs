@@ -24,6 +24,7 @@ mod daemon;
 mod haproxy;
 mod logs;
 mod membership;
+mod metrics;
 mod plan;
 mod policy;
 mod procs;

@@ -16,6 +16,7 @@ mod lifecycle;
 mod members;
 mod preflight;
 mod redis;
+mod scrape;
 mod status;
 mod wait;
 mod workers;
