@@ -28,6 +28,7 @@ mod metrics;
 mod plan;
 mod policy;
 mod procs;
+mod service;
 mod settings;
 mod status;
 mod token;
