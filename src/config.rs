@@ -155,6 +155,9 @@ pub struct RedisSection {
     /// `embedded` or a URL.
     pub url: Option<String>,
     pub min_replicas_acked: Option<u32>,
+    /// The embedded Redis's `maxmemory`, in bytes (an integer); default a quarter of the
+    /// machine's memory.
+    pub maxmemory: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -121,6 +121,12 @@ async fn up(state_flag: Option<&PathBuf>, args: UpArgs) -> anyhow::Result<()> {
         ),
         SocketProbe::Absent | SocketProbe::Stale => {}
     }
+    if std::env::var_os(DETACHED_ENV).is_none() {
+        // Printed once, by the `up` the operator runs (not again by a detached supervisor).
+        if let Some(warning) = daemon::open_door_warning(&settings) {
+            tracing::warn!("{warning}");
+        }
+    }
     if args.detach && std::env::var_os(DETACHED_ENV).is_none() {
         return detach(&state_dir, &settings).await;
     }
@@ -192,17 +198,22 @@ async fn detach(state_dir: &StateDir, settings: &settings::Settings) -> anyhow::
         "0.0.0.0" => "127.0.0.1",
         bind => bind,
     };
-    std::fs::create_dir_all(state_dir.logs_dir()).with_context(|| {
-        format!(
-            "cannot create {}: choose a writable --state-dir",
-            state_dir.logs_dir().display()
-        )
-    })?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir.logs_dir())
+            .with_context(|| {
+                format!(
+                    "cannot create {}: choose a writable --state-dir",
+                    state_dir.logs_dir().display()
+                )
+            })?;
+    }
+    daemon::check_private_dir(state_dir.root()).map_err(anyhow::Error::msg)?;
     let log_path = state_dir.log("chatctl");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
+    let log = procs::open_private_append(&log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let start_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
     let exe = std::env::current_exe().context("cannot find the chatctl executable")?;

@@ -40,11 +40,29 @@ pub struct Settings {
     pub base_port: u16,
     pub redis: RedisChoice,
     pub min_replicas_acked: u32,
+    /// The embedded Redis's `maxmemory` in bytes (with `noeviction`).
+    pub redis_maxmemory: u64,
     pub drain_timeout: Duration,
     pub advertise: Option<String>,
     pub haproxy: HaproxySettings,
     pub limits: Limits,
     pub auth_secret: Option<String>,
+}
+
+/// Below this an empty embedded Redis is already about full.
+pub const MIN_REDIS_MAXMEMORY: u64 = 1 << 20;
+
+/// A quarter of `MemTotal` in `/proc/meminfo` (given as text); 1 GiB when it cannot be read.
+/// Past it, writes fail (`noeviction`) instead of the kernel killing Redis or its neighbours.
+pub fn default_redis_maxmemory(meminfo: &str) -> u64 {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse::<u64>().ok())
+        .map(|kb| kb.saturating_mul(1024) / 4)
+        .filter(|b| *b >= MIN_REDIS_MAXMEMORY)
+        .unwrap_or(1 << 30)
 }
 
 /// Chooses the state dir: flag or env first, then the file's `[cluster] state_dir`, then
@@ -143,6 +161,14 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
             errors.push(format!("[limits] {name} must be at least 1"));
         }
     }
+    let redis_maxmemory = file.redis.maxmemory.unwrap_or_else(|| {
+        default_redis_maxmemory(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default())
+    });
+    if redis_maxmemory < MIN_REDIS_MAXMEMORY {
+        errors.push(format!(
+            "[redis] maxmemory must be at least {MIN_REDIS_MAXMEMORY} bytes (an integer number of bytes), not {redis_maxmemory}"
+        ));
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -155,6 +181,7 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
             .redis
             .min_replicas_acked
             .unwrap_or(if sentinel { 1 } else { 0 }),
+        redis_maxmemory,
         drain_timeout: Duration::from_secs(
             flags
                 .drain_timeout
@@ -254,6 +281,23 @@ mod tests {
                 .min_replicas_acked,
             1
         );
+    }
+
+    #[test]
+    fn redis_maxmemory_from_the_file_or_a_quarter_of_the_machine() {
+        let meminfo = "MemTotal:        8000000 kB\nMemFree:  100 kB\n";
+        assert_eq!(default_redis_maxmemory(meminfo), 8_000_000 * 1024 / 4);
+        assert_eq!(default_redis_maxmemory(""), 1 << 30);
+        let s = merge(&UpArgs::default(), &FileConfig::default(), 1).unwrap();
+        assert!(s.redis_maxmemory >= MIN_REDIS_MAXMEMORY);
+        let file = FileConfig::parse("[redis]\nmaxmemory = 4194304\n").unwrap();
+        assert_eq!(
+            merge(&UpArgs::default(), &file, 1).unwrap().redis_maxmemory,
+            4 << 20
+        );
+        let file = FileConfig::parse("[redis]\nmaxmemory = 1000\n").unwrap();
+        let errs = merge(&UpArgs::default(), &file, 1).unwrap_err();
+        assert!(errs[0].contains("[redis] maxmemory"), "{errs:?}");
     }
 
     #[test]

@@ -83,6 +83,33 @@ async fn official_client_over_wss_and_https_polling_with_an_http_redirect() {
         "%{http_code} %{redirect_url}",
     );
     assert_eq!(answer, format!("301 https://127.0.0.1:{}/chat?x=1", c.port));
+    // A Host of the strict `name[:port]` form is used; anything else is refused with 400,
+    // never copied into `Location`.
+    let with_host = |host: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "--max-time", "5", "-H"])
+            .arg(format!("Host: {host}"))
+            .args(["-w", "%{http_code} %{redirect_url}"])
+            .arg(format!("http://127.0.0.1:{redirect}/chat"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        with_host("chat.example:8080"),
+        format!("301 https://chat.example:{}/chat", c.port)
+    );
+    for evil in [
+        "evil.example/phish?",
+        "evil.example@attacker",
+        "a b",
+        "evil.example:80:81",
+        "evil.example#",
+        "",
+    ] {
+        let answer = with_host(evil);
+        assert!(answer.starts_with("400"), "Host {evil:?}: {answer}");
+    }
     // And the public port does not speak plain HTTP.
     let status = curl_write_out(
         &format!("http://127.0.0.1:{}/health", c.port),

@@ -64,10 +64,12 @@ impl Supervisor {
     /// Renders the next generation into haproxy.cfg after `haproxy -c` accepted it.
     pub(super) async fn write_cfg(&self) -> anyhow::Result<u64> {
         let generation = self.lock().generation + 1;
-        let text = haproxy::render(&self.cfg_view(generation));
+        // A refused render leaves haproxy.cfg (and the running generation) as they were.
+        let text = haproxy::render(&self.cfg_view(generation))?;
         let cfg = self.state_dir.haproxy_cfg();
         let next = cfg.with_extension("cfg.next");
-        std::fs::write(&next, &text).with_context(|| format!("cannot write {}", next.display()))?;
+        // Private, and a symlink planted at the path is not followed.
+        super::preflight::write_private(&next, &text)?;
         haproxy::validate(&self.haproxy_bin, &next).await?;
         std::fs::rename(&next, &cfg)?;
         self.lock().generation = generation;

@@ -21,7 +21,7 @@ mod status;
 mod wait;
 mod workers;
 
-pub use preflight::{preflight, Preflight};
+pub use preflight::{check_private_dir, open_door_warning, preflight, Preflight};
 
 use crate::membership::MemberInfo;
 use crate::procs::{self, LogSink};
@@ -154,7 +154,7 @@ impl Supervisor {
 
     /// Starts everything; on error the caller runs [`Supervisor::down`].
     pub async fn start(self: &Sup) -> anyhow::Result<()> {
-        std::fs::write(self.state_dir.pid_file(), std::process::id().to_string())?;
+        preflight::write_private(&self.state_dir.pid_file(), &std::process::id().to_string())?;
         if self.redis.embedded {
             self.spawn_child(ChildId::Redis)?;
             self.wait_redis().await?;
