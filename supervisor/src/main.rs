@@ -16,8 +16,9 @@
 //! - `policy`* — restart backoff; `plan`* — scale plans and ports; `haproxy` — render*,
 //!   validate, admin socket; `membership` — the service's members in Redis.
 //! - `procs` — child process plumbing (logs, limits, /proc); `logs` — `chatctl logs`;
-//!   `status`* — the status table; `token` — login tokens.
+//!   `status`* — the status table; `token` — login tokens; `check` — `chatctl check`.
 
+mod check;
 mod cli;
 mod control;
 mod daemon;
@@ -79,36 +80,82 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up(args) => up(cli.state_dir.as_ref(), args).await,
+        Command::Up(args) => {
+            let file = load_config(cli.config.as_ref()).map_err(anyhow::Error::msg)?;
+            up(cli.state_dir.as_ref(), &file, args).await
+        }
+        Command::Check { up, json } => {
+            let file = load_config(cli.config.as_ref());
+            let state_dir = settings::state_dir(cli.state_dir.as_ref(), file.as_ref().ok());
+            let report = check::check(file, &up, &state_dir).await;
+            let ok = report.problems.is_empty();
+            if json {
+                let settings = report.settings.as_ref().map(|s| {
+                    serde_json::json!({"workers": s.workers, "port": s.port, "base_port": s.base_port})
+                });
+                let obj = serde_json::json!({"ok": ok, "problems": report.problems, "settings": settings});
+                println!("{obj}");
+            } else if let (true, Some(s)) = (ok, &report.settings) {
+                println!(
+                    "OK: {} workers on ports {}.., HAProxy {}, state dir {}",
+                    s.workers,
+                    s.base_port,
+                    if s.haproxy.enabled {
+                        format!("on port {} (haproxy -c accepts the config)", s.port)
+                    } else {
+                        "off".to_owned()
+                    },
+                    state_dir.root().display()
+                );
+            } else {
+                for p in &report.problems {
+                    eprintln!("chatctl: {p}");
+                }
+            }
+            if ok {
+                Ok(())
+            } else {
+                // Every problem is printed already.
+                std::process::exit(1)
+            }
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "chatctl", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            Ok(())
+        }
         command => {
-            let state_dir = settings::state_dir(cli.state_dir.as_ref(), None);
+            let file = load_config(cli.config.as_ref()).map_err(anyhow::Error::msg)?;
+            let state_dir = settings::state_dir(cli.state_dir.as_ref(), Some(&file));
             client(&state_dir, command).await
         }
     }
 }
 
 /// `--config`, else `./chat.toml` when present, else nothing.
-fn load_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+fn load_config(path: Option<&PathBuf>) -> Result<FileConfig, String> {
     let (path, required) = match path {
         Some(p) => (p.clone(), true),
         None => (PathBuf::from("chat.toml"), false),
     };
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            FileConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-        }
+        Ok(text) => FileConfig::parse(&text).map_err(|e| format!("{}: {e}", path.display())),
         Err(_) if !required => Ok(FileConfig::default()),
-        Err(e) => bail!("cannot read config {}: {e}", path.display()),
+        Err(e) => Err(format!("cannot read config {}: {e}", path.display())),
     }
 }
 
-async fn up(state_flag: Option<&PathBuf>, args: UpArgs) -> anyhow::Result<()> {
-    let file = load_config(args.config.as_ref())?;
-    let state_dir = settings::state_dir(state_flag, Some(&file));
+async fn up(state_flag: Option<&PathBuf>, file: &FileConfig, args: UpArgs) -> anyhow::Result<()> {
+    let state_dir = settings::state_dir(state_flag, Some(file));
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let settings = settings::merge(&args, &file, cores)
+    let settings = settings::merge(&args, file, cores)
         .map_err(|errors| anyhow::anyhow!("{}", errors.join("; ")))?;
     match control::probe(&state_dir.control_socket()).await {
         SocketProbe::Live(pid) => bail!(
@@ -218,12 +265,16 @@ async fn detach(state_dir: &StateDir, settings: &settings::Settings) -> anyhow::
     let start_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
     let exe = std::env::current_exe().context("cannot find the chatctl executable")?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(std::env::args_os().skip(1).filter(|a| a != "--detach"))
-        .env(DETACHED_ENV, "1")
-        .env("CHATCTL_STATE_DIR", state_dir.root())
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
+    cmd.args(
+        std::env::args_os()
+            .skip(1)
+            .filter(|a| a != "--detach" && a != "-d"),
+    )
+    .env(DETACHED_ENV, "1")
+    .env("CHATCTL_STATE_DIR", state_dir.root())
+    .stdin(std::process::Stdio::null())
+    .stdout(log.try_clone()?)
+    .stderr(log);
     // SAFETY: setsid in the forked child before exec is async-signal-safe.
     unsafe {
         use std::os::unix::process::CommandExt;
@@ -314,49 +365,106 @@ fn expect_done(resp: Response) -> anyhow::Result<String> {
     }
 }
 
+/// Prints a `Done` answer: the sentence, or `{"ok":true,"message":…}` with `--json`.
+fn print_done(message: &str, json: bool) {
+    if json {
+        println!("{}", serde_json::json!({"ok": true, "message": message}));
+    } else {
+        println!("{message}");
+    }
+}
+
+async fn status_report(state_dir: &StateDir) -> anyhow::Result<chat::control::StatusReport> {
+    match request(state_dir, &Request::Status).await? {
+        Response::Status(s) => Ok(*s),
+        other => {
+            expect_done(other)?;
+            bail!("the supervisor answered no status")
+        }
+    }
+}
+
 async fn client(state_dir: &StateDir, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Up(_) => unreachable!("handled by up()"),
-        Command::Scale { workers } => {
-            let msg = expect_done(request(state_dir, &Request::Scale { workers }).await?)?;
-            println!("{msg}");
+        Command::Up(_) | Command::Check { .. } | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled by run()")
         }
-        Command::Reload => {
+        Command::Scale { workers, json } => {
+            let current = status_report(state_dir).await?.workers.len() as u32;
+            let Some(target) = workers.resolve(current) else {
+                bail!("cannot scale {current} workers by that much: the count must stay within 1..=1024");
+            };
+            let msg = expect_done(request(state_dir, &Request::Scale { workers: target }).await?)?;
+            print_done(&msg, json);
+        }
+        Command::Restart { name, json } => {
+            let msg = expect_done(request(state_dir, &Request::Restart { name }).await?)?;
+            print_done(&msg, json);
+        }
+        Command::Reload { json } => {
             let msg = expect_done(request(state_dir, &Request::Reload).await?)?;
-            println!("{msg}");
+            print_done(&msg, json);
         }
-        Command::Status { json } => match request(state_dir, &Request::Status).await? {
-            Response::Status(s) => {
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&s)?);
-                } else {
-                    print!("{}", status::render(&s));
-                }
+        Command::Status { json, watch } => loop {
+            let s = status_report(state_dir).await?;
+            let colour = !json
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+                && std::env::var_os("NO_COLOR").is_none();
+            let text = if json {
+                format!("{}\n", serde_json::to_string_pretty(&s)?)
+            } else {
+                status::render_coloured(&s, colour)
+            };
+            if watch && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                // Clear the screen and home the cursor before each redraw.
+                print!("\x1b[2J\x1b[H");
             }
-            other => {
-                expect_done(other)?;
+            print!("{text}");
+            if !watch {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = tokio::signal::ctrl_c() => break,
             }
         },
-        Command::Down => {
+        Command::Down { json } => {
             let pid = match control::probe(&state_dir.control_socket()).await {
                 SocketProbe::Live(pid) => pid,
                 _ => {
-                    println!("no cluster is up on {}", state_dir.root().display());
+                    print_done(
+                        &format!("no cluster is up on {}", state_dir.root().display()),
+                        json,
+                    );
                     return Ok(());
                 }
             };
+            // Everything up started, so we can wait for each of them, not only the supervisor.
+            let mut pids = vec![pid];
+            if let Ok(s) = status_report(state_dir).await {
+                pids.extend(s.workers.iter().filter_map(|w| w.pid));
+                pids.extend(s.haproxy.pid);
+                pids.extend(s.redis.pid);
+            }
             expect_done(request(state_dir, &Request::Down).await?)?;
-            // Return only once the supervisor (and so everything it started) is gone.
             let deadline = Instant::now() + Duration::from_secs(60);
-            while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+            loop {
+                let alive: Vec<u32> = pids.iter().copied().filter(|p| is_alive(*p)).collect();
+                if alive.is_empty() {
+                    break;
+                }
                 if Instant::now() > deadline {
-                    bail!("the supervisor (pid {pid}) is still stopping after 60 s");
+                    bail!("still stopping after 60 s: pids {alive:?} (supervisor pid {pid})");
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            println!("stopped");
+            print_done("stopped", json);
         }
-        Command::Logs { name, follow } => logs::show(state_dir, name.as_deref(), follow).await?,
+        Command::Logs {
+            name,
+            follow,
+            lines,
+        } => logs::show(state_dir, name.as_deref(), follow, lines).await?,
         Command::Token { username, ttl } => {
             match request(
                 state_dir,
@@ -375,6 +483,11 @@ async fn client(state_dir: &StateDir, command: Command) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Present and not a zombie.
+fn is_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)
 }
 
 fn is_zombie(pid: u32) -> bool {

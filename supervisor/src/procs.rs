@@ -47,8 +47,9 @@ impl LogSink {
             }
         }
         if let Some((f, len)) = guard.as_mut() {
-            if writeln!(f, "{line}").is_ok() {
-                *len += line.len() as u64 + 1;
+            let stamped = format!("{} {line}", crate::logs::timestamp());
+            if writeln!(f, "{stamped}").is_ok() {
+                *len += stamped.len() as u64 + 1;
             }
             if *len > LOG_CAP_BYTES {
                 let mut rotated = self.path.clone().into_os_string();
