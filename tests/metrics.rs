@@ -4,7 +4,6 @@
 
 use chat_testkit::*;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 #[tokio::test]
 async fn a_live_workers_metrics_pass_promtool_and_carry_histograms() {

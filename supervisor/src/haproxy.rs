@@ -138,7 +138,10 @@ pub fn render(v: &CfgView) -> anyhow::Result<String> {
         .replace("{{maxconn}}", &v.maxconn.to_string())
         .replace("{{server_maxconn}}", &v.server_maxconn.to_string())
         .replace("{{admin_socket}}", &v.admin_socket.display().to_string())
-        .replace("{{metrics_socket}}", &v.metrics_socket.display().to_string())
+        .replace(
+            "{{metrics_socket}}",
+            &v.metrics_socket.display().to_string(),
+        )
         .replace("{{hard_stop_after}}", &v.hard_stop_after_secs.to_string())
         .replace("{{timeout_connect}}", &v.timeout_connect.to_string())
         .replace("{{timeout_client}}", &v.timeout_client.to_string())

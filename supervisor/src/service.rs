@@ -14,7 +14,6 @@ pub struct Unit<'a> {
     pub chatctl: &'a Path,
     pub config: &'a Path,
     pub state_dir: &'a Path,
-    pub readme: &'a Path,
     pub drain_timeout_secs: u64,
     /// File descriptors for chatctl and its children: HAProxy needs two per connection.
     pub nofile: u64,
@@ -26,7 +25,6 @@ pub fn render(u: &Unit) -> String {
         .replace("{{chatctl}}", &u.chatctl.display().to_string())
         .replace("{{config}}", &u.config.display().to_string())
         .replace("{{state_dir}}", &u.state_dir.display().to_string())
-        .replace("{{readme}}", &u.readme.display().to_string())
         .replace(
             "{{timeout_stop}}",
             &(u.drain_timeout_secs + STOP_MARGIN_SECS).to_string(),
@@ -69,7 +67,6 @@ mod tests {
             chatctl,
             config: Path::new("/etc/chat/chat.toml"),
             state_dir: Path::new("/var/lib/chatctl"),
-            readme: Path::new("/usr/share/doc/chatctl/README.md"),
             drain_timeout_secs: 10,
             nofile: 65536,
         })

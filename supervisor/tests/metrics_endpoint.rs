@@ -17,7 +17,10 @@ async fn one_endpoint_has_every_worker_chatctl_and_haproxy_and_passes_promtool()
     bob.wait_for("new message", WAIT, is_new_message)
         .await
         .expect("bob gets the message");
-    assert_eq!(ack_code(&alice, "join room", json!({})).await, "bad_request");
+    assert_eq!(
+        ack_code(&alice, "join room", json!({})).await,
+        "bad_request"
+    );
 
     let (status, body) = http_get(metrics_port, "/metrics").await;
     assert_eq!(status, 200, "{body}");
@@ -34,7 +37,11 @@ async fn one_endpoint_has_every_worker_chatctl_and_haproxy_and_passes_promtool()
         assert!(body.contains(series), "no {series} in:\n{body}");
     }
     // One TYPE line per family, however many workers.
-    assert_eq!(body.matches("# TYPE chat_connections ").count(), 1, "{body}");
+    assert_eq!(
+        body.matches("# TYPE chat_connections ").count(),
+        1,
+        "{body}"
+    );
     if let Some((code, printed)) = promtool(&body).await {
         assert_eq!(code, Some(0), "promtool check metrics:\n{printed}");
         assert!(printed.trim().is_empty(), "promtool lint:\n{printed}");
@@ -42,12 +49,4 @@ async fn one_endpoint_has_every_worker_chatctl_and_haproxy_and_passes_promtool()
     // Anything else there is 404; the public port has no /metrics.
     assert_eq!(http_get(metrics_port, "/").await.0, 404);
     assert_eq!(http_get(c.port, "/metrics").await.0, 404);
-}
-
-#[tokio::test]
-async fn metrics_off_serves_nothing() {
-    let metrics_port = free_port_range(1);
-    let c = Cluster::up_with(1, &["--metrics", "off"]);
-    assert!(all_up(&c.status(), 1));
-    assert!(std::net::TcpStream::connect(("127.0.0.1", metrics_port)).is_err());
 }

@@ -38,4 +38,3 @@ pub async fn promtool(body: &str) -> Option<(Option<i32>, String)> {
     );
     Some((out.status.code(), printed))
 }
-

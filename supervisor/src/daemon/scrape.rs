@@ -106,7 +106,7 @@ impl super::Supervisor {
             }
         }
         if let Some(body) =
-            http::get_unix(&&haproxy_metrics_socket(&self.state_dir), "/metrics").await
+            http::get_unix(&haproxy_metrics_socket(&self.state_dir), "/metrics").await
         {
             match &host {
                 Some(h) => merged.add(&body, &[("host", h.as_str())]),
@@ -115,6 +115,31 @@ impl super::Supervisor {
         }
         merged.add(&chatctl_series(&report), &[]);
         merged.render()
+    }
+}
+
+/// Binds the metrics address before anything starts. An address the operator named must be
+/// free (`up` fails, saying so); the default only warns, so a second cluster on one host
+/// still starts.
+pub async fn bind_metrics(
+    listen: Option<&crate::settings::MetricsListen>,
+) -> anyhow::Result<Option<TcpListener>> {
+    let Some(m) = listen else {
+        return Ok(None);
+    };
+    match TcpListener::bind(m.addr).await {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if m.explicit => anyhow::bail!(
+            "cannot serve metrics on {} ({e}): choose another with --metrics ADDR, or --metrics off",
+            m.addr
+        ),
+        Err(e) => {
+            tracing::warn!(
+                "metrics endpoint off: cannot listen on {} ({e}); choose an address with --metrics ADDR",
+                m.addr
+            );
+            Ok(None)
+        }
     }
 }
 
