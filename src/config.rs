@@ -135,6 +135,16 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub auth: AuthSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`: where chatctl serves the cluster's Prometheus endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `ADDR:PORT` or `off`.
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -98,6 +98,7 @@ async fn validate_cfg(bin: &Path, s: &Settings, state_dir: &StateDir) -> anyhow:
         maxconn: haproxy::maxconn_for_fd_limit(65_536),
         server_maxconn: s.limits.max_connections_per_worker as u64,
         admin_socket: state_dir.haproxy_admin_socket(),
+        metrics_socket: crate::daemon::haproxy_metrics_socket(state_dir),
         hard_stop_after_secs: h.timeout_tunnel,
         timeout_connect: h.timeout_connect,
         timeout_client: h.timeout_client,

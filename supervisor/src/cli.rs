@@ -84,6 +84,9 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff) on stdout.
     Man,
+    /// Print a systemd unit for this install (Type=notify, ordered drain on stop); see
+    /// packaging/README.md for installing it.
+    Service,
     /// Print a login token for USERNAME (needs `[auth] secret`).
     Token {
         username: String,
@@ -129,6 +132,10 @@ pub struct UpArgs {
     /// `off` runs workers only (another host's HAProxy is the front door).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub haproxy: Option<bool>,
+    /// The cluster's one Prometheus endpoint, `http://ADDR/metrics` (every worker, HAProxy
+    /// and chatctl), or `off` [default: 127.0.0.1:9464].
+    #[arg(long, value_name = "ADDR|off")]
+    pub metrics: Option<String>,
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {

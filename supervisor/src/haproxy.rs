@@ -29,6 +29,8 @@ pub struct CfgView {
     pub maxconn: u64,
     pub server_maxconn: u64,
     pub admin_socket: PathBuf,
+    /// HAProxy's Prometheus exporter, read by chatctl's `--metrics` endpoint.
+    pub metrics_socket: PathBuf,
     pub hard_stop_after_secs: u64,
     pub timeout_connect: u64,
     pub timeout_client: u64,
@@ -97,6 +99,7 @@ fn one_token(what: &str, value: &str) -> anyhow::Result<()> {
 pub fn render(v: &CfgView) -> anyhow::Result<String> {
     one_token("bind address", &v.bind)?;
     one_token("admin socket", &v.admin_socket.display().to_string())?;
+    one_token("metrics socket", &v.metrics_socket.display().to_string())?;
     if let Some(pem) = &v.tls_cert {
         one_token("TLS certificate", &pem.display().to_string())?;
     }
@@ -135,6 +138,10 @@ pub fn render(v: &CfgView) -> anyhow::Result<String> {
         .replace("{{maxconn}}", &v.maxconn.to_string())
         .replace("{{server_maxconn}}", &v.server_maxconn.to_string())
         .replace("{{admin_socket}}", &v.admin_socket.display().to_string())
+        .replace(
+            "{{metrics_socket}}",
+            &v.metrics_socket.display().to_string(),
+        )
         .replace("{{hard_stop_after}}", &v.hard_stop_after_secs.to_string())
         .replace("{{timeout_connect}}", &v.timeout_connect.to_string())
         .replace("{{timeout_client}}", &v.timeout_client.to_string())
@@ -240,6 +247,7 @@ mod tests {
             maxconn: maxconn_for_fd_limit(20_000),
             server_maxconn: 30_000,
             admin_socket: "/state/haproxy.sock".into(),
+            metrics_socket: "/state/haproxy-metrics.sock".into(),
             hard_stop_after_secs: 3600,
             timeout_connect: 4,
             timeout_client: 60,

@@ -25,9 +25,11 @@ mod daemon;
 mod haproxy;
 mod logs;
 mod membership;
+mod metrics;
 mod plan;
 mod policy;
 mod procs;
+mod service;
 mod settings;
 mod status;
 mod token;
@@ -122,6 +124,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut cmd, "chatctl", &mut std::io::stdout());
             Ok(())
         }
+        Command::Service => {
+            let file = load_config(cli.config.as_ref()).map_err(anyhow::Error::msg)?;
+            print!("{}", service_unit(&cli, &file)?);
+            Ok(())
+        }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
             clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
@@ -186,6 +193,8 @@ async fn up(state_flag: Option<&PathBuf>, file: &FileConfig, args: UpArgs) -> an
             stop.wait_shutdown_requested().await
         })
     });
+    // Bound before anything starts, so a taken address fails `up` cleanly.
+    let metrics = daemon::bind_metrics(settings.metrics.as_ref()).await?;
     if let Err(e) = sup.start().await {
         sup.down().await;
         sup.request_shutdown();
@@ -203,35 +212,63 @@ async fn up(state_flag: Option<&PathBuf>, file: &FileConfig, args: UpArgs) -> an
     } else {
         settings.haproxy.bind.as_str()
     };
+    if let Some(listener) = metrics {
+        let stop = sup.clone();
+        tracing::info!("metrics: http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(daemon::serve_metrics(sup.clone(), listener, async move {
+            stop.wait_shutdown_requested().await
+        }));
+    }
     tracing::info!(
         "cluster up: {} workers behind {scheme}://{host}:{}/ (state dir {}); Ctrl-C or `chatctl down` stops it",
         settings.workers,
         settings.port,
         state_dir.root().display()
     );
-    wait_for_stop(&sup).await;
+    service::notify(&format!(
+        "READY=1\nSTATUS={} workers behind port {}",
+        settings.workers, settings.port
+    ));
+    let failed = wait_for_stop(&sup).await;
+    service::notify("STOPPING=1");
     tracing::info!("stopping: draining workers, then haproxy and redis");
     sup.request_shutdown();
     sup.down().await;
     let _ = server.await;
     let _ = std::fs::remove_file(state_dir.control_socket());
+    if let Some(child) = failed {
+        bail!("{child} failed for good (it kept crashing): see `chatctl logs`; stopped everything");
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn wait_for_stop(sup: &std::sync::Arc<daemon::Supervisor>) {
+/// Waits for a stop request (SIGTERM, Ctrl-C, `chatctl down`), or for Redis or HAProxy to
+/// fail for good: then it names that child.
+async fn wait_for_stop(sup: &std::sync::Arc<daemon::Supervisor>) -> Option<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};
+    let failed = async {
+        loop {
+            if let Some(child) = sup.failed_for_good() {
+                return child;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    };
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
-        sup.wait_shutdown_requested().await;
-        return;
+        tokio::select! {
+            _ = sup.wait_shutdown_requested() => return None,
+            child = failed => return Some(child),
+        }
     };
     tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        _ = sup.wait_shutdown_requested() => {}
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+        _ = sup.wait_shutdown_requested() => None,
+        child = failed => Some(child),
     }
 }
 
@@ -384,7 +421,11 @@ async fn status_report(state_dir: &StateDir) -> anyhow::Result<chat::control::St
 
 async fn client(state_dir: &StateDir, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Up(_) | Command::Check { .. } | Command::Completions { .. } | Command::Man => {
+        Command::Up(_)
+        | Command::Check { .. }
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Service => {
             unreachable!("handled by run()")
         }
         Command::Scale { workers, json } => {
@@ -496,4 +537,30 @@ fn is_zombie(pid: u32) -> bool {
                 .map(|(_, r)| r.trim_start().starts_with('Z'))
         })
         .unwrap_or(true)
+}
+
+/// `chatctl service`: the systemd unit for this install, with absolute paths.
+fn service_unit(cli: &Cli, file: &FileConfig) -> anyhow::Result<String> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let absolute = |p: &std::path::Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        }
+    };
+    let chatctl = std::env::current_exe().context("cannot find chatctl's own path")?;
+    let config = absolute(
+        cli.config
+            .as_deref()
+            .unwrap_or(std::path::Path::new("chat.toml")),
+    );
+    let state_dir = absolute(settings::state_dir(cli.state_dir.as_ref(), Some(file)).root());
+    Ok(service::render(&service::Unit {
+        chatctl: &chatctl,
+        config: &config,
+        state_dir: &state_dir,
+        drain_timeout_secs: file.cluster.drain_timeout.unwrap_or(10),
+        nofile: 65_536,
+    }))
 }

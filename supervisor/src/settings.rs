@@ -47,6 +47,35 @@ pub struct Settings {
     pub haproxy: HaproxySettings,
     pub limits: Limits,
     pub auth_secret: Option<String>,
+    /// The cluster's Prometheus endpoint; `None` with `off`.
+    pub metrics: Option<MetricsListen>,
+}
+
+/// `--metrics ADDR` / `[metrics] listen`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsListen {
+    pub addr: std::net::SocketAddr,
+    /// Named by the operator (flag or file): failing to bind it fails `up`. The default only
+    /// warns, so a second cluster on one host still starts.
+    pub explicit: bool,
+}
+
+/// The default `--metrics` address (SPEC §2).
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+
+fn parse_metrics(value: Option<&str>) -> Result<Option<MetricsListen>, String> {
+    let (text, explicit) = match value {
+        Some(v) => (v, true),
+        None => (DEFAULT_METRICS, false),
+    };
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse()
+        .map(|addr| Some(MetricsListen { addr, explicit }))
+        .map_err(|_| {
+            format!("--metrics must be IP:PORT (e.g. {DEFAULT_METRICS}) or `off`, not {text:?}")
+        })
 }
 
 /// Below this an empty embedded Redis is already about full.
@@ -169,10 +198,16 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
             "[redis] maxmemory must be at least {MIN_REDIS_MAXMEMORY} bytes (an integer number of bytes), not {redis_maxmemory}"
         ));
     }
+    let metrics = parse_metrics(flags.metrics.as_deref().or(file.metrics.listen.as_deref()))
+        .unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
     if !errors.is_empty() {
         return Err(errors);
     }
     Ok(Settings {
+        metrics,
         workers,
         port,
         base_port,
@@ -254,6 +289,29 @@ mod tests {
         assert!(errs.iter().any(|e| e.contains("collides")));
         assert!(errs.iter().any(|e| e.contains("redis://")));
         assert!(errs.iter().any(|e| e.contains("--tls-cert")));
+    }
+
+    #[test]
+    fn metrics_default_explicit_off_and_bad() {
+        let none = merge(&UpArgs::default(), &FileConfig::default(), 1).unwrap();
+        let m = none.metrics.unwrap();
+        assert_eq!(
+            (m.addr.to_string().as_str(), m.explicit),
+            (DEFAULT_METRICS, false)
+        );
+        let file = FileConfig::parse("[metrics]\nlisten = \"off\"\n").unwrap();
+        assert_eq!(merge(&UpArgs::default(), &file, 1).unwrap().metrics, None);
+        let flags = UpArgs {
+            metrics: Some("127.0.0.1:9999".into()),
+            ..Default::default()
+        };
+        assert!(merge(&flags, &file, 1).unwrap().metrics.unwrap().explicit);
+        let bad = UpArgs {
+            metrics: Some("everywhere".into()),
+            ..Default::default()
+        };
+        let errs = merge(&bad, &FileConfig::default(), 1).unwrap_err();
+        assert!(errs[0].contains("--metrics must be"), "{errs:?}");
     }
 
     #[test]

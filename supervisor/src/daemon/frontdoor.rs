@@ -49,6 +49,7 @@ impl Supervisor {
             maxconn: haproxy::maxconn_for_fd_limit(self.fd_limit),
             server_maxconn: self.settings.limits.max_connections_per_worker as u64,
             admin_socket: self.state_dir.haproxy_admin_socket(),
+            metrics_socket: super::scrape::haproxy_metrics_socket(&self.state_dir),
             hard_stop_after_secs: h.timeout_tunnel,
             timeout_connect: h.timeout_connect,
             timeout_client: h.timeout_client,
