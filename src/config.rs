@@ -29,6 +29,8 @@ pub struct Limits {
     /// Sustained events other than `send message` and `room message` per socket per second
     /// (a token bucket of the same depth); beyond it `rate_limited`.
     pub events_per_second: u32,
+    /// Seconds a room's history lives after its last message (the key's TTL).
+    pub room_history_ttl: u64,
 }
 
 impl Default for Limits {
@@ -44,6 +46,7 @@ impl Default for Limits {
             max_rooms_per_socket: 100,
             // A real client logs in once and joins a few rooms; 50 a second is a flood.
             events_per_second: 50,
+            room_history_ttl: 30 * 24 * 3600,
         }
     }
 }
@@ -198,6 +201,8 @@ pub struct LimitsSection {
     pub max_sockets_per_user: Option<usize>,
     pub max_rooms_per_socket: Option<usize>,
     pub events_per_second: Option<u32>,
+    /// Seconds.
+    pub room_history_ttl: Option<u64>,
 }
 
 impl LimitsSection {
@@ -220,6 +225,7 @@ impl LimitsSection {
                 .max_rooms_per_socket
                 .unwrap_or(base.max_rooms_per_socket),
             events_per_second: self.events_per_second.unwrap_or(base.events_per_second),
+            room_history_ttl: self.room_history_ttl.unwrap_or(base.room_history_ttl),
         }
     }
 }

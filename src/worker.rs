@@ -110,7 +110,8 @@ pub async fn run(
             ttl: config.limits.inbox_ttl(),
         },
     )
-    .with_min_replicas(config.min_replicas_acked);
+    .with_min_replicas(config.min_replicas_acked)
+    .with_room_history_ttl(Duration::from_secs(config.limits.room_history_ttl));
     let channel = store.channel();
     let app = App::new(AppInner {
         store,

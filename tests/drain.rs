@@ -199,7 +199,11 @@ async fn a_drain_answers_a_half_upgraded_clients_poll_with_close_before_its_webs
     assert_eq!((status, body.as_str()), (200, "ok"));
     let mut polls = KeepAlive::connect(port).await;
     let (status, body) = polls.get(&poll).await.expect("poll");
-    assert!(status == 200 && body.starts_with("40"), "{status} {body}");
+    // A payload may carry several packets (a ping can come first on a busy machine).
+    assert!(
+        status == 200 && body.split('\u{1e}').any(|p| p.starts_with("40")),
+        "{status} {body:?}"
+    );
 
     // Half an upgrade: the probe is answered, the `5` (upgrade) never sent.
     let mut ws = RawWs::upgrade(port, &sid).await;

@@ -185,6 +185,7 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
             limits.max_queued_bytes_per_socket,
         ),
         ("max_sockets_per_user", limits.max_sockets_per_user as u64),
+        ("room_history_ttl", limits.room_history_ttl),
     ] {
         if value == 0 {
             errors.push(format!("[limits] {name} must be at least 1"));

@@ -177,6 +177,7 @@ impl Supervisor {
                 &l.max_rooms_per_socket.to_string(),
             ])
             .args(["--events-per-second", &l.events_per_second.to_string()])
+            .args(["--room-history-ttl", &l.room_history_ttl.to_string()])
             .args([
                 "--min-replicas-acked",
                 &self.settings.min_replicas_acked.to_string(),
