@@ -12,14 +12,18 @@
 //!     view, reloads, runtime API; `redis` — the embedded Redis (conf template*, PING);
 //!   - `members` — multi-host registration; `status` — the report `chatctl status` shows;
 //!   - `handlers/` — one handler per control request; `preflight` — checks before `up`,
-//!     state-dir files; `wait` — `wait_until`; `http` — GET `/health`, `/metrics`.
+//!     state-dir files; `wait` — `wait_until`; `http` — GET `/health`, `/metrics`;
+//!   - `scrape` — the cluster's one `--metrics` endpoint.
 //! - `policy`* — restart backoff; `plan`* — scale plans and ports; `haproxy` — render*,
 //!   validate, admin socket; `membership` — the service's members in Redis.
 //! - `procs` — child process plumbing (logs, limits, /proc); `logs` — `chatctl logs`;
-//!   `status`* — the status table; `token` — login tokens; `check` — `chatctl check`.
+//!   `status`* — the status table; `token` — login tokens; `check` — `chatctl check`;
+//!   `client` — the subcommands that call a running supervisor; `metrics`* — merging
+//!   Prometheus expositions; `service` — the systemd unit* and sd_notify.
 
 mod check;
 mod cli;
+mod client;
 mod control;
 mod daemon;
 mod haproxy;
@@ -41,7 +45,7 @@ use chat::paths::StateDir;
 use clap::Parser;
 use cli::{Cli, Command, UpArgs};
 use control::SocketProbe;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -137,7 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         command => {
             let file = load_config(cli.config.as_ref()).map_err(anyhow::Error::msg)?;
             let state_dir = settings::state_dir(cli.state_dir.as_ref(), Some(&file));
-            client(&state_dir, command).await
+            client::client(&state_dir, command).await
         }
     }
 }
@@ -374,169 +378,6 @@ async fn detach(state_dir: &StateDir, settings: &settings::Settings) -> anyhow::
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn request(state_dir: &StateDir, req: &Request) -> anyhow::Result<Response> {
-    let socket = state_dir.control_socket();
-    match control::probe(&socket).await {
-        SocketProbe::Live(_) => {}
-        SocketProbe::Absent | SocketProbe::Stale => bail!(
-            "no cluster is up on {} (start one with `chatctl up`, or pass --state-dir)",
-            state_dir.root().display()
-        ),
-        SocketProbe::Foreign => bail!(
-            "{} is not a chatctl socket: remove it or pass another --state-dir",
-            socket.display()
-        ),
-    }
-    control::call(&socket, req).await
-}
-
-fn expect_done(resp: Response) -> anyhow::Result<String> {
-    match resp {
-        Response::Done { message } => Ok(message),
-        Response::Error { message } => bail!("{message}"),
-        other => bail!("unexpected answer from the supervisor: {other:?}"),
-    }
-}
-
-/// Prints a `Done` answer: the sentence, or `{"ok":true,"message":…}` with `--json`.
-fn print_done(message: &str, json: bool) {
-    if json {
-        println!("{}", serde_json::json!({"ok": true, "message": message}));
-    } else {
-        println!("{message}");
-    }
-}
-
-async fn status_report(state_dir: &StateDir) -> anyhow::Result<chat::control::StatusReport> {
-    match request(state_dir, &Request::Status).await? {
-        Response::Status(s) => Ok(*s),
-        other => {
-            expect_done(other)?;
-            bail!("the supervisor answered no status")
-        }
-    }
-}
-
-async fn client(state_dir: &StateDir, command: Command) -> anyhow::Result<()> {
-    match command {
-        Command::Up(_)
-        | Command::Check { .. }
-        | Command::Completions { .. }
-        | Command::Man
-        | Command::Service => {
-            unreachable!("handled by run()")
-        }
-        Command::Scale { workers, json } => {
-            let current = status_report(state_dir).await?.workers.len() as u32;
-            let Some(target) = workers.resolve(current) else {
-                bail!("cannot scale {current} workers by that much: the count must stay within 1..=1024");
-            };
-            let msg = expect_done(request(state_dir, &Request::Scale { workers: target }).await?)?;
-            print_done(&msg, json);
-        }
-        Command::Restart { name, json } => {
-            let msg = expect_done(request(state_dir, &Request::Restart { name }).await?)?;
-            print_done(&msg, json);
-        }
-        Command::Reload { json } => {
-            let msg = expect_done(request(state_dir, &Request::Reload).await?)?;
-            print_done(&msg, json);
-        }
-        Command::Status { json, watch } => loop {
-            let s = status_report(state_dir).await?;
-            let colour = !json
-                && std::io::IsTerminal::is_terminal(&std::io::stdout())
-                && std::env::var_os("NO_COLOR").is_none();
-            let text = if json {
-                format!("{}\n", serde_json::to_string_pretty(&s)?)
-            } else {
-                status::render_coloured(&s, colour)
-            };
-            if watch && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                // Clear the screen and home the cursor before each redraw.
-                print!("\x1b[2J\x1b[H");
-            }
-            print!("{text}");
-            if !watch {
-                break;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                _ = tokio::signal::ctrl_c() => break,
-            }
-        },
-        Command::Down { json } => {
-            let pid = match control::probe(&state_dir.control_socket()).await {
-                SocketProbe::Live(pid) => pid,
-                _ => {
-                    print_done(
-                        &format!("no cluster is up on {}", state_dir.root().display()),
-                        json,
-                    );
-                    return Ok(());
-                }
-            };
-            // Everything up started, so we can wait for each of them, not only the supervisor.
-            let mut pids = vec![pid];
-            if let Ok(s) = status_report(state_dir).await {
-                pids.extend(s.workers.iter().filter_map(|w| w.pid));
-                pids.extend(s.haproxy.pid);
-                pids.extend(s.redis.pid);
-            }
-            expect_done(request(state_dir, &Request::Down).await?)?;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let alive: Vec<u32> = pids.iter().copied().filter(|p| is_alive(*p)).collect();
-                if alive.is_empty() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!("still stopping after 60 s: pids {alive:?} (supervisor pid {pid})");
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            print_done("stopped", json);
-        }
-        Command::Logs {
-            name,
-            follow,
-            lines,
-        } => logs::show(state_dir, name.as_deref(), follow, lines).await?,
-        Command::Token { username, ttl } => {
-            match request(
-                state_dir,
-                &Request::Token {
-                    username,
-                    ttl_secs: ttl,
-                },
-            )
-            .await?
-            {
-                Response::Token { token } => println!("{token}"),
-                other => {
-                    expect_done(other)?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Present and not a zombie.
-fn is_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)
-}
-
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
 }
 
 /// `chatctl service`: the systemd unit for this install, with absolute paths.
