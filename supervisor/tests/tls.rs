@@ -158,11 +158,18 @@ async fn private_sockets_are_private_and_the_embedded_redis_needs_its_password()
         !cfg.contains("stats enable") && !cfg.contains("stats uri"),
         "{cfg}"
     );
-    let binds: Vec<&str> = cfg
+    // The only TCP bind is the public port; HAProxy's exporter is a 0600 Unix socket.
+    let tcp_binds: Vec<&str> = cfg
         .lines()
-        .filter(|l| l.trim_start().starts_with("bind "))
+        .filter(|l| l.trim_start().starts_with("bind ") && !l.contains("bind unix@"))
         .collect();
-    assert_eq!(binds.len(), 1, "only the public port: {binds:?}");
+    assert_eq!(tcp_binds.len(), 1, "only the public port: {tcp_binds:?}");
+    assert!(
+        cfg.lines()
+            .filter(|l| l.contains("bind unix@"))
+            .all(|l| l.ends_with("mode 600")),
+        "{cfg}"
+    );
     // The Redis password is never on a command line.
     let pass = std::fs::read_to_string(dir.join("redis.pass")).unwrap();
     for w in c.status()["workers"].as_array().unwrap() {
