@@ -29,6 +29,8 @@ pub struct Limits {
     /// Sustained events other than `send message` and `room message` per socket per second
     /// (a token bucket of the same depth); beyond it `rate_limited`.
     pub events_per_second: u32,
+    /// Seconds a room's history lives after its last message (the key's TTL).
+    pub room_history_ttl: u64,
 }
 
 impl Default for Limits {
@@ -44,6 +46,7 @@ impl Default for Limits {
             max_rooms_per_socket: 100,
             // A real client logs in once and joins a few rooms; 50 a second is a flood.
             events_per_second: 50,
+            room_history_ttl: 30 * 24 * 3600,
         }
     }
 }
@@ -135,6 +138,16 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub auth: AuthSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`: where chatctl serves the cluster's Prometheus endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `ADDR:PORT` or `off`.
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -155,6 +168,9 @@ pub struct RedisSection {
     /// `embedded` or a URL.
     pub url: Option<String>,
     pub min_replicas_acked: Option<u32>,
+    /// The embedded Redis's `maxmemory`, in bytes (an integer); default a quarter of the
+    /// machine's memory.
+    pub maxmemory: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -185,6 +201,8 @@ pub struct LimitsSection {
     pub max_sockets_per_user: Option<usize>,
     pub max_rooms_per_socket: Option<usize>,
     pub events_per_second: Option<u32>,
+    /// Seconds.
+    pub room_history_ttl: Option<u64>,
 }
 
 impl LimitsSection {
@@ -207,6 +225,7 @@ impl LimitsSection {
                 .max_rooms_per_socket
                 .unwrap_or(base.max_rooms_per_socket),
             events_per_second: self.events_per_second.unwrap_or(base.events_per_second),
+            room_history_ttl: self.room_history_ttl.unwrap_or(base.room_history_ttl),
         }
     }
 }

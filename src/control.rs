@@ -20,6 +20,10 @@ pub enum Request {
     },
     /// Rolling restart of the workers.
     Reload,
+    /// Replace one child: `worker-N`, `haproxy` or `redis` (embedded).
+    Restart {
+        name: String,
+    },
     Down,
     /// A login token for `username` (auth on).
     Token {

@@ -308,6 +308,20 @@ fn is_new_session(req: &Request<Incoming>) -> bool {
         .any(|kv| kv.starts_with("sid="))
 }
 
+/// A request of an existing session while the worker drains, answered before socketioxide
+/// sees it. engine.io-client never resumes polling after a failed upgrade: if the worker
+/// closed a half-done polling→WebSocket upgrade, the client would sit paused until its ping
+/// timeout (45 s). So a poll gets the Engine.IO close packet (`1`), which makes the client
+/// reconnect even while it pauses polling, and posts and new WebSocket probes are refused.
+fn draining_session_answer(req: &Request<Incoming>) -> Response<Body> {
+    let (_, websocket) = session_query(req);
+    if !websocket && req.method() == hyper::Method::GET {
+        text(StatusCode::OK, "text/plain; charset=UTF-8", "1")
+    } else {
+        text(StatusCode::BAD_REQUEST, "text/plain", "draining\n")
+    }
+}
+
 /// socketioxide keeps the request head of every session for its whole life. hyper parses
 /// header values and the URI as slices of the connection's read buffer (8–16 KiB), so keeping
 /// them would keep that whole buffer alive per socket. Copying the few bytes that matter lets
@@ -359,6 +373,9 @@ pub async fn handle(
                     "worker at max_connections_per_worker\n",
                 ));
             }
+        }
+        if app.draining.load(Ordering::Relaxed) && !is_new_session(&req) {
+            return Ok(draining_session_answer(&req));
         }
         let req = if is_new_session(&req)
             || req

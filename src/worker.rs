@@ -29,6 +29,11 @@ pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for one Redis call before the client hears `unavailable`.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a draining worker keeps its sessions open before closing them: long enough for
+/// a client in the middle of a polling→WebSocket upgrade to finish it or hear the Engine.IO
+/// close packet on its next poll (engine.io-client stalls if the upgrade fails instead).
+pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
 /// Everything one worker needs; `chat-worker`'s flags map onto it.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -105,7 +110,8 @@ pub async fn run(
             ttl: config.limits.inbox_ttl(),
         },
     )
-    .with_min_replicas(config.min_replicas_acked);
+    .with_min_replicas(config.min_replicas_acked)
+    .with_room_history_ttl(Duration::from_secs(config.limits.room_history_ttl));
     let channel = store.channel();
     let app = App::new(AppInner {
         store,
@@ -118,6 +124,7 @@ pub async fn run(
         redis_subscribed: AtomicBool::new(false),
         liveness_ttl: LIVENESS_TTL,
         open_connections: Default::default(),
+        resync_due: AtomicBool::new(false),
     });
 
     let (sio_svc, io) = SocketIo::builder()
@@ -224,6 +231,9 @@ pub async fn run(
     app.draining.store(true, Ordering::Relaxed);
     drop(listener);
     let drain = async {
+        // Clients mid-upgrade either finish it or get the close packet on their next poll
+        // (`http::handle`) before `io.close()` cuts their transports.
+        tokio::time::sleep(DRAIN_GRACE.min(config.drain_timeout)).await;
         io.close().await;
         if let Err(e) = app.store.remove_self().await {
             tracing::warn!("could not leave the user map ({e}); it expires in {LIVENESS_TTL:?}");
@@ -257,7 +267,8 @@ async fn heartbeat_loop(app: App, stopped: impl Future<Output = ()>) {
             continue;
         }
         let result = match app.store.heartbeat(app.liveness_ttl).await {
-            Ok(fresh) if fresh || !was_up => {
+            // `swap` last: a due resync waits for a tick that reaches Redis.
+            Ok(fresh) if fresh || !was_up || app.resync_due.swap(false, Ordering::Relaxed) => {
                 let r = app.resync().await;
                 if r.is_ok() {
                     // Messages sent while our users were missing from the user map were

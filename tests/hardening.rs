@@ -622,3 +622,43 @@ async fn the_page_sends_security_headers() {
     }
     assert!(!csp.contains("unsafe-inline"), "{csp}");
 }
+
+/// `room_history_ttl`: a room's history expires after its last message (renewed by each one),
+/// so Redis does not keep every room that ever spoke.
+#[tokio::test]
+async fn room_history_expires_after_room_history_ttl() {
+    let cluster = Workers::start_with(1, &["--room-history-ttl", "1"]).await;
+    let w = cluster.w(0);
+    let (talker, _) = w.login("talker").await;
+    assert_eq!(
+        ack_code(&talker, "join room", json!({"room": "brief"})).await,
+        "ok"
+    );
+    assert_eq!(
+        ack_code(
+            &talker,
+            "room message",
+            json!({"room": "brief", "message": "soon gone"})
+        )
+        .await,
+        "ok"
+    );
+    let (joiner, _) = w.login("joiner").await;
+    let first = joiner
+        .emit_ack("join room", json!({"room": "brief"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        first["history"].as_array().map(Vec::len),
+        Some(1),
+        "{first}"
+    );
+    wait_until("the room's history to expire", WAIT, || async {
+        let ack = joiner
+            .emit_ack("join room", json!({"room": "brief"}))
+            .await
+            .unwrap();
+        ack["history"].as_array().is_some_and(Vec::is_empty)
+    })
+    .await;
+}

@@ -144,26 +144,29 @@ impl App {
         }
     }
 
+    /// Sends `user`'s local sockets its inbox again: a pass over the whole inbox, in order,
+    /// per socket up to its first hold (clients drop duplicates by id).
+    pub(super) fn send_inbox(&self, user: &str, pending: Vec<NewMessage>) {
+        self.registry.rewind_user(user);
+        let mut full = HashSet::new();
+        for message in pending {
+            for socket in self.registry.direct_targets(user, &message) {
+                if !full.contains(&socket.id)
+                    && self.emit_direct(&socket, user, &message, true) == Reserve::Hold
+                {
+                    full.insert(socket.id);
+                }
+            }
+        }
+    }
+
     /// After the delivery channel was (re)subscribed, messages published while it was down
     /// were missed: send every local user its inbox again (clients drop duplicates by id).
     pub async fn redeliver_pending(&self) {
         let (users, _) = self.registry.snapshot();
         for user in users {
             match self.store.pending(&user).await {
-                Ok(pending) => {
-                    // A pass over the whole inbox, in order, per socket up to its first hold.
-                    self.registry.rewind_user(&user);
-                    let mut full = HashSet::new();
-                    for message in pending {
-                        for socket in self.registry.direct_targets(&user, &message) {
-                            if !full.contains(&socket.id)
-                                && self.emit_direct(&socket, &user, &message, true) == Reserve::Hold
-                            {
-                                full.insert(socket.id);
-                            }
-                        }
-                    }
-                }
+                Ok(pending) => self.send_inbox(&user, pending),
                 Err(e) => {
                     tracing::warn!("redelivery stopped, redis failed again: {e}");
                     return;

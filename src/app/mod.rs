@@ -58,6 +58,9 @@ pub struct AppInner {
     pub liveness_ttl: Duration,
     /// Accepted TCP connections still open, upgraded or not (`http::Metered`).
     pub open_connections: AtomicUsize,
+    /// The user map may disagree with the registry (a logout whose outcome is unknown):
+    /// the heartbeat re-registers everything on its next tick.
+    pub resync_due: AtomicBool,
 }
 
 impl std::ops::Deref for App {
@@ -181,12 +184,29 @@ pub async fn on_connect(socket: SocketRef, State(app): State<App>) {
 }
 
 /// The user's last socket here is gone: drop this worker from its user map entry.
+///
+/// The logout may run late: after a log in whose reply Redis never sent, it waits for Redis,
+/// and the client's retry can log the user in again before it runs. Then the logout just
+/// removed a live user (messages to it would be stored and published to nobody), so the
+/// user is registered again; when the logout's outcome is unknown, the heartbeat resyncs.
 fn forget_user(app: &App, user: String) {
     let app = app.clone();
     tokio::spawn(async move {
         if let Err(e) = app.store.logout(&user).await {
-            // The next resync after Redis returns drops the stale entry.
             tracing::debug!(%user, "logout not recorded: {e}");
+            app.resync_due.store(true, Ordering::Relaxed);
+            return;
+        }
+        if app.registry.sockets_of(&user).is_empty() {
+            return;
+        }
+        match app.store.login(&user).await {
+            // Whatever was sent while the user was missing was published to nobody.
+            Ok(pending) => app.send_inbox(&user, pending),
+            Err(e) => {
+                tracing::warn!(%user, "re-registering a user after a late logout failed: {e}");
+                app.resync_due.store(true, Ordering::Relaxed);
+            }
         }
     });
 }

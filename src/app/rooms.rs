@@ -107,18 +107,10 @@ async fn room_message(
     }
     protocol::validate_text(&req.message, app.limits.max_message_bytes)?;
     rate_check(app, socket)?;
-    match app
+    let id = app
         .store
         .room_send(&req.room, &from, &req.message, now_ms(), socket.id.as_str())
-        .await
-    {
-        Ok(id) => {
-            app.metrics.received();
-            Ok(json!({"ok": true, "id": id}))
-        }
-        Err(e) => {
-            tracing::warn!("room send failed: {e}");
-            Err(ChatError::unavailable())
-        }
-    }
+        .await?;
+    app.metrics.received();
+    Ok(json!({"ok": true, "id": id}))
 }

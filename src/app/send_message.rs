@@ -26,18 +26,10 @@ async fn send_message(
     protocol::validate_username(&req.username)?;
     protocol::validate_text(&req.message, app.limits.max_message_bytes)?;
     rate_check(app, socket)?;
-    match app
+    let id = app
         .store
         .send(&from, &req.username, &req.message, now_ms())
-        .await
-    {
-        Ok(id) => {
-            app.metrics.received();
-            Ok(json!({"ok": true, "id": id}))
-        }
-        Err(e) => {
-            tracing::warn!("send failed: {e}");
-            Err(ChatError::unavailable())
-        }
-    }
+        .await?;
+    app.metrics.received();
+    Ok(json!({"ok": true, "id": id}))
 }

@@ -45,6 +45,10 @@ struct Args {
     /// Seconds an unacknowledged message is kept.
     #[arg(long, default_value_t = Limits::default().inbox_ttl)]
     inbox_ttl: u64,
+    /// Seconds a room's history lives after its last message.
+    #[arg(long, default_value_t = Limits::default().room_history_ttl,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    room_history_ttl: u64,
     /// Unsent bytes one socket may have queued before it is disconnected as a slow reader.
     #[arg(long, default_value_t = Limits::default().max_queued_bytes_per_socket,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -109,6 +113,7 @@ fn main() -> anyhow::Result<()> {
             messages_per_second: args.messages_per_second,
             inbox_max: args.inbox_max,
             inbox_ttl: args.inbox_ttl,
+            room_history_ttl: args.room_history_ttl,
             max_queued_bytes_per_socket: args.max_queued_bytes_per_socket,
             max_sockets_per_user: args.max_sockets_per_user,
             max_rooms_per_socket: args.max_rooms_per_socket,

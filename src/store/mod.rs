@@ -61,6 +61,8 @@ pub struct Store<C> {
     inbox: InboxBounds,
     /// `WAIT` for this many replicas after storing a direct message (0 = don't).
     min_replicas: u32,
+    /// TTL of a room's history, renewed by each message (`[limits] room_history_ttl`).
+    room_history_ttl: Duration,
 }
 
 /// Every Redis call the store makes, the `op` label of `chat_redis_call_seconds`: the
@@ -154,7 +156,14 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             timeout,
             inbox,
             min_replicas: 0,
+            room_history_ttl: Duration::from_secs(30 * 24 * 3600),
         }
+    }
+
+    /// A room's history expires this long after its last message.
+    pub fn with_room_history_ttl(mut self, ttl: Duration) -> Self {
+        self.room_history_ttl = ttl;
+        self
     }
 
     /// With replicas: a direct message is acked only once this many replicas have it.
@@ -448,7 +457,8 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             .arg(crate::protocol::ROOM_HISTORY_LEN)
             .arg(self.channel_template())
             .arg(payload.head)
-            .arg(payload.middle);
+            .arg(payload.middle)
+            .arg(self.room_history_ttl.as_secs().max(1));
         self.invoke(Op::RoomSend, &inv).await
     }
 

@@ -137,7 +137,8 @@ async fn room_send_passes_the_payload_around_the_id() {
             "50",
             "chat:w:{}:deliver",
             "r\nlobby\n",
-            "\nalice\n5\nSID\n"
+            "\nalice\n5\nSID\n",
+            "2592000"
         ]
     );
 }

@@ -12,6 +12,10 @@ pub struct Cli {
     /// Redis's data and the logs.
     #[arg(long, global = true, env = "CHATCTL_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Configuration file (TOML) [default: ./chat.toml when it exists]; every subcommand
+    /// reads it (its `[cluster] state_dir` too).
+    #[arg(long, global = true, env = "CHATCTL_CONFIG")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -20,29 +24,69 @@ pub struct Cli {
 pub enum Command {
     /// Start Redis (unless --redis names one), the workers and HAProxy.
     Up(UpArgs),
-    /// Change the number of workers live.
+    /// Validate the configuration and haproxy.cfg (through `haproxy -c`), starting nothing.
+    Check {
+        #[command(flatten)]
+        up: UpArgs,
+        /// One JSON object instead of the line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the number of workers live: to N, or by +N / -N.
     Scale {
-        /// The new number of workers (at least 1).
-        #[arg(value_parser = clap::value_parser!(u32).range(1..=1024))]
-        workers: u32,
+        /// N, +N or -N.
+        #[arg(allow_hyphen_values = true, value_parser = parse_scale)]
+        workers: ScaleTarget,
+        /// One JSON object instead of the sentence.
+        #[arg(long)]
+        json: bool,
     },
     /// Show workers, HAProxy and Redis.
     Status {
         /// One JSON object instead of the table.
         #[arg(long)]
         json: bool,
+        /// Redraw every 2 s until Ctrl-C.
+        #[arg(long, short)]
+        watch: bool,
     },
-    /// Stop everything `up` started.
-    Down,
+    /// Stop everything `up` started; returns once all of it has exited.
+    Down {
+        /// One JSON object instead of the line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace one child: `worker-N` (drained, replaced on its port), `haproxy` (reloaded)
+    /// or `redis` (the embedded one, restarted).
+    Restart {
+        name: String,
+        /// One JSON object instead of the line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Rolling restart of the workers, one at a time, each drained first.
-    Reload,
+    Reload {
+        /// One JSON object instead of the line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the logs of one child (worker-0, haproxy, redis, chatctl) or of all.
     Logs {
         name: Option<String>,
         /// Keep printing what is appended.
         #[arg(short, long)]
         follow: bool,
+        /// Only the last N lines (of each log).
+        #[arg(short = 'n', long, value_name = "N")]
+        lines: Option<usize>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) on stdout.
+    Man,
+    /// Print a systemd unit for this install (Type=notify, ordered drain on stop); see
+    /// packaging/README.md for installing it.
+    Service,
     /// Print a login token for USERNAME (needs `[auth] secret`).
     Token {
         username: String,
@@ -69,11 +113,8 @@ pub struct UpArgs {
     /// `embedded` (a private redis-server in the state dir) or a Redis URL.
     #[arg(long)]
     pub redis: Option<String>,
-    /// Configuration file (TOML) [default: ./chat.toml when it exists].
-    #[arg(long)]
-    pub config: Option<PathBuf>,
     /// Return once the cluster is up, leaving the supervisor in the background.
-    #[arg(long)]
+    #[arg(short, long)]
     pub detach: bool,
     /// PEM with certificate and key: the public port speaks HTTPS/WSS.
     #[arg(long)]
@@ -91,6 +132,10 @@ pub struct UpArgs {
     /// `off` runs workers only (another host's HAProxy is the front door).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub haproxy: Option<bool>,
+    /// The cluster's one Prometheus endpoint, `http://ADDR/metrics` (every worker, HAProxy
+    /// and chatctl), or `off` [default: 127.0.0.1:9464].
+    #[arg(long, value_name = "ADDR|off")]
+    pub metrics: Option<String>,
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {
@@ -98,5 +143,69 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
         "on" => Ok(true),
         "off" => Ok(false),
         _ => Err(format!("expected `on` or `off`, not {s:?}")),
+    }
+}
+
+/// What `chatctl scale` was asked: an absolute count or a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleTarget {
+    To(u32),
+    By(i64),
+}
+
+impl ScaleTarget {
+    /// The absolute count from the current one; `None` below 1 or above 1024.
+    pub fn resolve(self, current: u32) -> Option<u32> {
+        let n = match self {
+            ScaleTarget::To(n) => i64::from(n),
+            ScaleTarget::By(d) => i64::from(current) + d,
+        };
+        (1..=1024).contains(&n).then_some(n as u32)
+    }
+}
+
+fn parse_scale(s: &str) -> Result<ScaleTarget, String> {
+    let bad = || format!("expected N, +N or -N (a whole number), not {s:?}");
+    if let Some(rest) = s.strip_prefix('+') {
+        rest.parse::<u32>()
+            .map(|n| ScaleTarget::By(i64::from(n)))
+            .map_err(|_| bad())
+    } else if let Some(rest) = s.strip_prefix('-') {
+        rest.parse::<u32>()
+            .map(|n| ScaleTarget::By(-i64::from(n)))
+            .map_err(|_| bad())
+    } else {
+        match s.parse::<u32>() {
+            Ok(0) => Err("scale to at least 1 worker".to_owned()),
+            Ok(n) => Ok(ScaleTarget::To(n)),
+            Err(_) => Err(bad()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_targets() {
+        assert_eq!(parse_scale("3"), Ok(ScaleTarget::To(3)));
+        assert_eq!(parse_scale("+2"), Ok(ScaleTarget::By(2)));
+        assert_eq!(parse_scale("-1"), Ok(ScaleTarget::By(-1)));
+        assert!(parse_scale("0").is_err() && parse_scale("x").is_err());
+        assert_eq!(ScaleTarget::By(-1).resolve(3), Some(2));
+        assert_eq!(ScaleTarget::By(-3).resolve(3), None);
+    }
+
+    #[test]
+    fn negative_scale_parses_as_a_value() {
+        let cli = Cli::try_parse_from(["chatctl", "scale", "-1"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Scale {
+                workers: ScaleTarget::By(-1),
+                ..
+            }
+        ));
     }
 }

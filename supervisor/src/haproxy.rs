@@ -29,6 +29,8 @@ pub struct CfgView {
     pub maxconn: u64,
     pub server_maxconn: u64,
     pub admin_socket: PathBuf,
+    /// HAProxy's Prometheus exporter, read by chatctl's `--metrics` endpoint.
+    pub metrics_socket: PathBuf,
     pub hard_stop_after_secs: u64,
     pub timeout_connect: u64,
     pub timeout_client: u64,
@@ -57,19 +59,65 @@ pub fn maxconn_for_fd_limit(nofile: u64) -> u64 {
     (nofile.saturating_sub(256) / 2).max(64)
 }
 
-pub fn render(v: &CfgView) -> String {
-    let servers: String = v
-        .servers
-        .iter()
-        .map(|s| {
-            format!(
-                "    server {name} {addr}:{port} cookie {name} check\n",
-                name = s.name,
-                addr = s.addr,
-                port = s.port
-            )
-        })
-        .collect();
+/// Whether a service member read from the shared Redis may become a server line: the host
+/// is an IP address (v4 or v6) or a DNS name of letters, digits, dots and dashes, and the
+/// port is 1–65535. Anyone who can write to that Redis writes these values; a host holding a
+/// newline would otherwise add sections (even `program` ones) to every front door's config.
+pub fn check_member(host: &str, port: u16) -> Result<(), String> {
+    if port == 0 {
+        return Err(format!("port {port} is not 1-65535"));
+    }
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let labels_ok = host
+        .split('.')
+        .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'));
+    let chars_ok = host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if host.is_empty() || host.len() > 253 || !labels_ok || !chars_ok {
+        return Err(format!(
+            "host {host:?} is neither an IP address nor a DNS name"
+        ));
+    }
+    Ok(())
+}
+
+/// Every value substituted into the template must be one token: whitespace or a control
+/// character (a newline above all) could end a directive and start another. The last line of
+/// defence behind [`check_member`] and the settings' own checks.
+fn one_token(what: &str, value: &str) -> anyhow::Result<()> {
+    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("refusing to render haproxy.cfg: {what} {value:?} is empty or holds whitespace or control characters");
+    }
+    Ok(())
+}
+
+/// Renders haproxy.cfg; an error (nothing rendered) when a value is not one clean token, so
+/// that the caller keeps the configuration it has.
+pub fn render(v: &CfgView) -> anyhow::Result<String> {
+    one_token("bind address", &v.bind)?;
+    one_token("admin socket", &v.admin_socket.display().to_string())?;
+    one_token("metrics socket", &v.metrics_socket.display().to_string())?;
+    if let Some(pem) = &v.tls_cert {
+        one_token("TLS certificate", &pem.display().to_string())?;
+    }
+    let mut servers = String::new();
+    for s in &v.servers {
+        one_token("server name", &s.name)?;
+        one_token("server address", &s.addr)?;
+        // An IPv6 address needs brackets before `:port`.
+        let addr = match s.addr.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => format!("[{}]", s.addr),
+            Err(_) => s.addr.clone(),
+        };
+        servers.push_str(&format!(
+            "    server {name} {addr}:{port} cookie {name} check\n",
+            name = s.name,
+            port = s.port
+        ));
+    }
     let (tls_global, tls_bind) = match &v.tls_cert {
         Some(pem) => (
             "    ssl-default-bind-options ssl-min-ver TLSv1.2\n".to_owned(),
@@ -79,17 +127,21 @@ pub fn render(v: &CfgView) -> String {
     };
     let redirect_frontend = match (v.tls_cert.is_some(), v.http_redirect_port) {
         (true, Some(p)) => format!(
-            "\nfrontend chat_http_redirect\n    bind {bind}:{p}\n    http-request redirect location https://%[req.hdr(host),regsub(:[0-9]+$,)]:{port}%[capture.req.uri] code 301\n",
+            "\nfrontend chat_http_redirect\n    bind {bind}:{p}\n    http-request return status 400 content-type text/plain string \"bad Host\\n\" unless {{ req.hdr_cnt(host) eq 1 }} {{ req.hdr(host) -m reg ^[A-Za-z0-9.-]+(:[0-9]+)?$ }}\n    http-request redirect location https://%[req.hdr(host),regsub(:[0-9]+$,)]:{port}%[capture.req.uri] code 301\n",
             bind = v.bind,
             port = v.port
         ),
         _ => String::new(),
     };
-    TEMPLATE
+    Ok(TEMPLATE
         .replace("{{generation}}", &v.generation.to_string())
         .replace("{{maxconn}}", &v.maxconn.to_string())
         .replace("{{server_maxconn}}", &v.server_maxconn.to_string())
         .replace("{{admin_socket}}", &v.admin_socket.display().to_string())
+        .replace(
+            "{{metrics_socket}}",
+            &v.metrics_socket.display().to_string(),
+        )
         .replace("{{hard_stop_after}}", &v.hard_stop_after_secs.to_string())
         .replace("{{timeout_connect}}", &v.timeout_connect.to_string())
         .replace("{{timeout_client}}", &v.timeout_client.to_string())
@@ -101,7 +153,7 @@ pub fn render(v: &CfgView) -> String {
         .replace("{{port}}", &v.port.to_string())
         .replace("{{tls_bind}}", &tls_bind)
         .replace("{{redirect_frontend}}", &redirect_frontend)
-        .replace("{{servers}}", servers.trim_end_matches('\n'))
+        .replace("{{servers}}", servers.trim_end_matches('\n')))
 }
 
 /// `haproxy -c -f cfg`: refuse to use a configuration HAProxy itself rejects.
@@ -195,6 +247,7 @@ mod tests {
             maxconn: maxconn_for_fd_limit(20_000),
             server_maxconn: 30_000,
             admin_socket: "/state/haproxy.sock".into(),
+            metrics_socket: "/state/haproxy-metrics.sock".into(),
             hard_stop_after_secs: 3600,
             timeout_connect: 4,
             timeout_client: 60,
@@ -221,7 +274,7 @@ mod tests {
     #[test]
     fn renders_the_golden_file() {
         let golden = include_str!("../../haproxy/testdata/golden.cfg");
-        let got = render(&view());
+        let got = render(&view()).unwrap();
         if got != golden {
             panic!("render differs from haproxy/testdata/golden.cfg:\n{got}");
         }
@@ -230,12 +283,81 @@ mod tests {
     #[test]
     fn tls_and_redirect_render_only_when_asked() {
         let mut v = view();
-        assert!(!render(&v).contains("ssl crt"));
+        assert!(!render(&v).unwrap().contains("ssl crt"));
         v.tls_cert = Some("/c.pem".into());
         v.http_redirect_port = Some(8081);
-        let cfg = render(&v);
+        let cfg = render(&v).unwrap();
         assert!(cfg.contains("bind 127.0.0.1:8080 ssl crt /c.pem alpn http/1.1"));
         assert!(cfg.contains("frontend chat_http_redirect\n    bind 127.0.0.1:8081"));
+        // The Host check comes before the redirect that uses it.
+        let check = cfg.find("http-request return status 400").unwrap();
+        assert!(check < cfg.find("http-request redirect").unwrap());
+    }
+
+    #[test]
+    fn members_must_be_an_ip_or_a_dns_name_and_a_port() {
+        for (host, port) in [
+            ("10.0.0.7", 30001),
+            ("::1", 1),
+            ("fe80::1", 65535),
+            ("worker-3.chat.example", 8080),
+            ("localhost", 80),
+        ] {
+            assert_eq!(check_member(host, port), Ok(()), "{host}:{port}");
+        }
+        for (host, port) in [
+            ("10.0.0.7", 0),
+            ("", 80),
+            ("10.0.0.7\nlisten evil\n    bind :1", 80),
+            ("a b", 80),
+            ("host_name", 80),
+            ("a..b", 80),
+            ("-a.b", 80),
+            ("a.b-", 80),
+            ("h\u{7f}", 80),
+            ("[::1]", 80),
+            ("Ѐ.example", 80),
+        ] {
+            assert!(check_member(host, port).is_err(), "{host:?}:{port}");
+        }
+    }
+
+    #[test]
+    fn refuses_values_with_whitespace_or_control_characters() {
+        let evil = [
+            "127.0.0.1\nlisten evil",
+            "127.0.0.1 backup",
+            "127.0.0.1\t",
+            "a\rb",
+            "a\u{0}b",
+            "",
+        ];
+        for bad in evil {
+            let mut v = view();
+            v.servers[1].addr = bad.into();
+            assert!(render(&v).is_err(), "addr {bad:?}");
+            let mut v = view();
+            v.servers[0].name = bad.into();
+            assert!(render(&v).is_err(), "name {bad:?}");
+            let mut v = view();
+            v.bind = bad.into();
+            assert!(render(&v).is_err(), "bind {bad:?}");
+            let mut v = view();
+            v.admin_socket = bad.into();
+            assert!(render(&v).is_err(), "admin socket {bad:?}");
+            let mut v = view();
+            v.tls_cert = Some(bad.into());
+            assert!(render(&v).is_err(), "tls cert {bad:?}");
+        }
+    }
+
+    #[test]
+    fn ipv6_servers_are_bracketed() {
+        let mut v = view();
+        v.servers[0].addr = "fe80::1".into();
+        assert!(render(&v)
+            .unwrap()
+            .contains("server w0 [fe80::1]:30001 cookie w0 check"));
     }
 
     #[test]

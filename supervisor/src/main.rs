@@ -12,21 +12,28 @@
 //!     view, reloads, runtime API; `redis` — the embedded Redis (conf template*, PING);
 //!   - `members` — multi-host registration; `status` — the report `chatctl status` shows;
 //!   - `handlers/` — one handler per control request; `preflight` — checks before `up`,
-//!     state-dir files; `wait` — `wait_until`; `http` — GET `/health`, `/metrics`.
+//!     state-dir files; `wait` — `wait_until`; `http` — GET `/health`, `/metrics`;
+//!   - `scrape` — the cluster's one `--metrics` endpoint.
 //! - `policy`* — restart backoff; `plan`* — scale plans and ports; `haproxy` — render*,
 //!   validate, admin socket; `membership` — the service's members in Redis.
 //! - `procs` — child process plumbing (logs, limits, /proc); `logs` — `chatctl logs`;
-//!   `status`* — the status table; `token` — login tokens.
+//!   `status`* — the status table; `token` — login tokens; `check` — `chatctl check`;
+//!   `client` — the subcommands that call a running supervisor; `metrics`* — merging
+//!   Prometheus expositions; `service` — the systemd unit* and sd_notify.
 
+mod check;
 mod cli;
+mod client;
 mod control;
 mod daemon;
 mod haproxy;
 mod logs;
 mod membership;
+mod metrics;
 mod plan;
 mod policy;
 mod procs;
+mod service;
 mod settings;
 mod status;
 mod token;
@@ -38,7 +45,7 @@ use chat::paths::StateDir;
 use clap::Parser;
 use cli::{Cli, Command, UpArgs};
 use control::SocketProbe;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -77,36 +84,87 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up(args) => up(cli.state_dir.as_ref(), args).await,
+        Command::Up(args) => {
+            let file = load_config(cli.config.as_ref()).map_err(anyhow::Error::msg)?;
+            up(cli.state_dir.as_ref(), &file, args).await
+        }
+        Command::Check { up, json } => {
+            let file = load_config(cli.config.as_ref());
+            let state_dir = settings::state_dir(cli.state_dir.as_ref(), file.as_ref().ok());
+            let report = check::check(file, &up, &state_dir).await;
+            let ok = report.problems.is_empty();
+            if json {
+                let settings = report.settings.as_ref().map(|s| {
+                    serde_json::json!({"workers": s.workers, "port": s.port, "base_port": s.base_port})
+                });
+                let obj = serde_json::json!({"ok": ok, "problems": report.problems, "settings": settings});
+                println!("{obj}");
+            } else if let (true, Some(s)) = (ok, &report.settings) {
+                println!(
+                    "OK: {} workers on ports {}.., HAProxy {}, state dir {}",
+                    s.workers,
+                    s.base_port,
+                    if s.haproxy.enabled {
+                        format!("on port {} (haproxy -c accepts the config)", s.port)
+                    } else {
+                        "off".to_owned()
+                    },
+                    state_dir.root().display()
+                );
+            } else {
+                for p in &report.problems {
+                    eprintln!("chatctl: {p}");
+                }
+            }
+            if ok {
+                Ok(())
+            } else {
+                // Every problem is printed already.
+                std::process::exit(1)
+            }
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "chatctl", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Service => {
+            let file = load_config(cli.config.as_ref()).map_err(anyhow::Error::msg)?;
+            print!("{}", service_unit(&cli, &file)?);
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            Ok(())
+        }
         command => {
-            let state_dir = settings::state_dir(cli.state_dir.as_ref(), None);
-            client(&state_dir, command).await
+            let file = load_config(cli.config.as_ref()).map_err(anyhow::Error::msg)?;
+            let state_dir = settings::state_dir(cli.state_dir.as_ref(), Some(&file));
+            client::client(&state_dir, command).await
         }
     }
 }
 
 /// `--config`, else `./chat.toml` when present, else nothing.
-fn load_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+fn load_config(path: Option<&PathBuf>) -> Result<FileConfig, String> {
     let (path, required) = match path {
         Some(p) => (p.clone(), true),
         None => (PathBuf::from("chat.toml"), false),
     };
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            FileConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-        }
+        Ok(text) => FileConfig::parse(&text).map_err(|e| format!("{}: {e}", path.display())),
         Err(_) if !required => Ok(FileConfig::default()),
-        Err(e) => bail!("cannot read config {}: {e}", path.display()),
+        Err(e) => Err(format!("cannot read config {}: {e}", path.display())),
     }
 }
 
-async fn up(state_flag: Option<&PathBuf>, args: UpArgs) -> anyhow::Result<()> {
-    let file = load_config(args.config.as_ref())?;
-    let state_dir = settings::state_dir(state_flag, Some(&file));
+async fn up(state_flag: Option<&PathBuf>, file: &FileConfig, args: UpArgs) -> anyhow::Result<()> {
+    let state_dir = settings::state_dir(state_flag, Some(file));
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let settings = settings::merge(&args, &file, cores)
+    let settings = settings::merge(&args, file, cores)
         .map_err(|errors| anyhow::anyhow!("{}", errors.join("; ")))?;
     match control::probe(&state_dir.control_socket()).await {
         SocketProbe::Live(pid) => bail!(
@@ -118,6 +176,12 @@ async fn up(state_flag: Option<&PathBuf>, args: UpArgs) -> anyhow::Result<()> {
             state_dir.control_socket().display()
         ),
         SocketProbe::Absent | SocketProbe::Stale => {}
+    }
+    if std::env::var_os(DETACHED_ENV).is_none() {
+        // Printed once, by the `up` the operator runs (not again by a detached supervisor).
+        if let Some(warning) = daemon::open_door_warning(&settings) {
+            tracing::warn!("{warning}");
+        }
     }
     if args.detach && std::env::var_os(DETACHED_ENV).is_none() {
         return detach(&state_dir, &settings).await;
@@ -133,6 +197,8 @@ async fn up(state_flag: Option<&PathBuf>, args: UpArgs) -> anyhow::Result<()> {
             stop.wait_shutdown_requested().await
         })
     });
+    // Bound before anything starts, so a taken address fails `up` cleanly.
+    let metrics = daemon::bind_metrics(settings.metrics.as_ref()).await?;
     if let Err(e) = sup.start().await {
         sup.down().await;
         sup.request_shutdown();
@@ -150,35 +216,63 @@ async fn up(state_flag: Option<&PathBuf>, args: UpArgs) -> anyhow::Result<()> {
     } else {
         settings.haproxy.bind.as_str()
     };
+    if let Some(listener) = metrics {
+        let stop = sup.clone();
+        tracing::info!("metrics: http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(daemon::serve_metrics(sup.clone(), listener, async move {
+            stop.wait_shutdown_requested().await
+        }));
+    }
     tracing::info!(
         "cluster up: {} workers behind {scheme}://{host}:{}/ (state dir {}); Ctrl-C or `chatctl down` stops it",
         settings.workers,
         settings.port,
         state_dir.root().display()
     );
-    wait_for_stop(&sup).await;
+    service::notify(&format!(
+        "READY=1\nSTATUS={} workers behind port {}",
+        settings.workers, settings.port
+    ));
+    let failed = wait_for_stop(&sup).await;
+    service::notify("STOPPING=1");
     tracing::info!("stopping: draining workers, then haproxy and redis");
     sup.request_shutdown();
     sup.down().await;
     let _ = server.await;
     let _ = std::fs::remove_file(state_dir.control_socket());
+    if let Some(child) = failed {
+        bail!("{child} failed for good (it kept crashing): see `chatctl logs`; stopped everything");
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn wait_for_stop(sup: &std::sync::Arc<daemon::Supervisor>) {
+/// Waits for a stop request (SIGTERM, Ctrl-C, `chatctl down`), or for Redis or HAProxy to
+/// fail for good: then it names that child.
+async fn wait_for_stop(sup: &std::sync::Arc<daemon::Supervisor>) -> Option<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};
+    let failed = async {
+        loop {
+            if let Some(child) = sup.failed_for_good() {
+                return child;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    };
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
-        sup.wait_shutdown_requested().await;
-        return;
+        tokio::select! {
+            _ = sup.wait_shutdown_requested() => return None,
+            child = failed => return Some(child),
+        }
     };
     tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        _ = sup.wait_shutdown_requested() => {}
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+        _ = sup.wait_shutdown_requested() => None,
+        child = failed => Some(child),
     }
 }
 
@@ -190,27 +284,36 @@ async fn detach(state_dir: &StateDir, settings: &settings::Settings) -> anyhow::
         "0.0.0.0" => "127.0.0.1",
         bind => bind,
     };
-    std::fs::create_dir_all(state_dir.logs_dir()).with_context(|| {
-        format!(
-            "cannot create {}: choose a writable --state-dir",
-            state_dir.logs_dir().display()
-        )
-    })?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir.logs_dir())
+            .with_context(|| {
+                format!(
+                    "cannot create {}: choose a writable --state-dir",
+                    state_dir.logs_dir().display()
+                )
+            })?;
+    }
+    daemon::check_private_dir(state_dir.root()).map_err(anyhow::Error::msg)?;
     let log_path = state_dir.log("chatctl");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
+    let log = procs::open_private_append(&log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let start_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
     let exe = std::env::current_exe().context("cannot find the chatctl executable")?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(std::env::args_os().skip(1).filter(|a| a != "--detach"))
-        .env(DETACHED_ENV, "1")
-        .env("CHATCTL_STATE_DIR", state_dir.root())
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
+    cmd.args(
+        std::env::args_os()
+            .skip(1)
+            .filter(|a| a != "--detach" && a != "-d"),
+    )
+    .env(DETACHED_ENV, "1")
+    .env("CHATCTL_STATE_DIR", state_dir.root())
+    .stdin(std::process::Stdio::null())
+    .stdout(log.try_clone()?)
+    .stderr(log);
     // SAFETY: setsid in the forked child before exec is async-signal-safe.
     unsafe {
         use std::os::unix::process::CommandExt;
@@ -277,99 +380,28 @@ async fn detach(state_dir: &StateDir, settings: &settings::Settings) -> anyhow::
     }
 }
 
-async fn request(state_dir: &StateDir, req: &Request) -> anyhow::Result<Response> {
-    let socket = state_dir.control_socket();
-    match control::probe(&socket).await {
-        SocketProbe::Live(_) => {}
-        SocketProbe::Absent | SocketProbe::Stale => bail!(
-            "no cluster is up on {} (start one with `chatctl up`, or pass --state-dir)",
-            state_dir.root().display()
-        ),
-        SocketProbe::Foreign => bail!(
-            "{} is not a chatctl socket: remove it or pass another --state-dir",
-            socket.display()
-        ),
-    }
-    control::call(&socket, req).await
-}
-
-fn expect_done(resp: Response) -> anyhow::Result<String> {
-    match resp {
-        Response::Done { message } => Ok(message),
-        Response::Error { message } => bail!("{message}"),
-        other => bail!("unexpected answer from the supervisor: {other:?}"),
-    }
-}
-
-async fn client(state_dir: &StateDir, command: Command) -> anyhow::Result<()> {
-    match command {
-        Command::Up(_) => unreachable!("handled by up()"),
-        Command::Scale { workers } => {
-            let msg = expect_done(request(state_dir, &Request::Scale { workers }).await?)?;
-            println!("{msg}");
+/// `chatctl service`: the systemd unit for this install, with absolute paths.
+fn service_unit(cli: &Cli, file: &FileConfig) -> anyhow::Result<String> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let absolute = |p: &std::path::Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
         }
-        Command::Reload => {
-            let msg = expect_done(request(state_dir, &Request::Reload).await?)?;
-            println!("{msg}");
-        }
-        Command::Status { json } => match request(state_dir, &Request::Status).await? {
-            Response::Status(s) => {
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&s)?);
-                } else {
-                    print!("{}", status::render(&s));
-                }
-            }
-            other => {
-                expect_done(other)?;
-            }
-        },
-        Command::Down => {
-            let pid = match control::probe(&state_dir.control_socket()).await {
-                SocketProbe::Live(pid) => pid,
-                _ => {
-                    println!("no cluster is up on {}", state_dir.root().display());
-                    return Ok(());
-                }
-            };
-            expect_done(request(state_dir, &Request::Down).await?)?;
-            // Return only once the supervisor (and so everything it started) is gone.
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
-                if Instant::now() > deadline {
-                    bail!("the supervisor (pid {pid}) is still stopping after 60 s");
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            println!("stopped");
-        }
-        Command::Logs { name, follow } => logs::show(state_dir, name.as_deref(), follow).await?,
-        Command::Token { username, ttl } => {
-            match request(
-                state_dir,
-                &Request::Token {
-                    username,
-                    ttl_secs: ttl,
-                },
-            )
-            .await?
-            {
-                Response::Token { token } => println!("{token}"),
-                other => {
-                    expect_done(other)?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
+    };
+    let chatctl = std::env::current_exe().context("cannot find chatctl's own path")?;
+    let config = absolute(
+        cli.config
+            .as_deref()
+            .unwrap_or(std::path::Path::new("chat.toml")),
+    );
+    let state_dir = absolute(settings::state_dir(cli.state_dir.as_ref(), Some(file)).root());
+    Ok(service::render(&service::Unit {
+        chatctl: &chatctl,
+        config: &config,
+        state_dir: &state_dir,
+        drain_timeout_secs: file.cluster.drain_timeout.unwrap_or(10),
+        nofile: 65_536,
+    }))
 }

@@ -40,18 +40,16 @@ impl LogSink {
             return;
         };
         if guard.is_none() {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path);
+            let f = open_private_append(&self.path);
             if let Ok(f) = f {
                 let len = f.metadata().map(|m| m.len()).unwrap_or(0);
                 *guard = Some((f, len));
             }
         }
         if let Some((f, len)) = guard.as_mut() {
-            if writeln!(f, "{line}").is_ok() {
-                *len += line.len() as u64 + 1;
+            let stamped = format!("{} {line}", crate::logs::timestamp());
+            if writeln!(f, "{stamped}").is_ok() {
+                *len += stamped.len() as u64 + 1;
             }
             if *len > LOG_CAP_BYTES {
                 let mut rotated = self.path.clone().into_os_string();
@@ -187,6 +185,17 @@ pub fn proc_usage(pid: u32) -> Option<(u64, u64)> {
 pub fn clock_ticks() -> u64 {
     // SAFETY: sysconf has no memory effects.
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as u64
+}
+
+/// Opens a log for appending: created 0600 (mode at open), never through a symlink.
+pub fn open_private_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 #[cfg(test)]

@@ -40,11 +40,58 @@ pub struct Settings {
     pub base_port: u16,
     pub redis: RedisChoice,
     pub min_replicas_acked: u32,
+    /// The embedded Redis's `maxmemory` in bytes (with `noeviction`).
+    pub redis_maxmemory: u64,
     pub drain_timeout: Duration,
     pub advertise: Option<String>,
     pub haproxy: HaproxySettings,
     pub limits: Limits,
     pub auth_secret: Option<String>,
+    /// The cluster's Prometheus endpoint; `None` with `off`.
+    pub metrics: Option<MetricsListen>,
+}
+
+/// `--metrics ADDR` / `[metrics] listen`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsListen {
+    pub addr: std::net::SocketAddr,
+    /// Named by the operator (flag or file): failing to bind it fails `up`. The default only
+    /// warns, so a second cluster on one host still starts.
+    pub explicit: bool,
+}
+
+/// The default `--metrics` address (SPEC §2).
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+
+fn parse_metrics(value: Option<&str>) -> Result<Option<MetricsListen>, String> {
+    let (text, explicit) = match value {
+        Some(v) => (v, true),
+        None => (DEFAULT_METRICS, false),
+    };
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse()
+        .map(|addr| Some(MetricsListen { addr, explicit }))
+        .map_err(|_| {
+            format!("--metrics must be IP:PORT (e.g. {DEFAULT_METRICS}) or `off`, not {text:?}")
+        })
+}
+
+/// Below this an empty embedded Redis is already about full.
+pub const MIN_REDIS_MAXMEMORY: u64 = 1 << 20;
+
+/// A quarter of `MemTotal` in `/proc/meminfo` (given as text); 1 GiB when it cannot be read.
+/// Past it, writes fail (`noeviction`) instead of the kernel killing Redis or its neighbours.
+pub fn default_redis_maxmemory(meminfo: &str) -> u64 {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse::<u64>().ok())
+        .map(|kb| kb.saturating_mul(1024) / 4)
+        .filter(|b| *b >= MIN_REDIS_MAXMEMORY)
+        .unwrap_or(1 << 30)
 }
 
 /// Chooses the state dir: flag or env first, then the file's `[cluster] state_dir`, then
@@ -138,15 +185,30 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
             limits.max_queued_bytes_per_socket,
         ),
         ("max_sockets_per_user", limits.max_sockets_per_user as u64),
+        ("room_history_ttl", limits.room_history_ttl),
     ] {
         if value == 0 {
             errors.push(format!("[limits] {name} must be at least 1"));
         }
     }
+    let redis_maxmemory = file.redis.maxmemory.unwrap_or_else(|| {
+        default_redis_maxmemory(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default())
+    });
+    if redis_maxmemory < MIN_REDIS_MAXMEMORY {
+        errors.push(format!(
+            "[redis] maxmemory must be at least {MIN_REDIS_MAXMEMORY} bytes (an integer number of bytes), not {redis_maxmemory}"
+        ));
+    }
+    let metrics = parse_metrics(flags.metrics.as_deref().or(file.metrics.listen.as_deref()))
+        .unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
     if !errors.is_empty() {
         return Err(errors);
     }
     Ok(Settings {
+        metrics,
         workers,
         port,
         base_port,
@@ -155,6 +217,7 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
             .redis
             .min_replicas_acked
             .unwrap_or(if sentinel { 1 } else { 0 }),
+        redis_maxmemory,
         drain_timeout: Duration::from_secs(
             flags
                 .drain_timeout
@@ -230,6 +293,29 @@ mod tests {
     }
 
     #[test]
+    fn metrics_default_explicit_off_and_bad() {
+        let none = merge(&UpArgs::default(), &FileConfig::default(), 1).unwrap();
+        let m = none.metrics.unwrap();
+        assert_eq!(
+            (m.addr.to_string().as_str(), m.explicit),
+            (DEFAULT_METRICS, false)
+        );
+        let file = FileConfig::parse("[metrics]\nlisten = \"off\"\n").unwrap();
+        assert_eq!(merge(&UpArgs::default(), &file, 1).unwrap().metrics, None);
+        let flags = UpArgs {
+            metrics: Some("127.0.0.1:9999".into()),
+            ..Default::default()
+        };
+        assert!(merge(&flags, &file, 1).unwrap().metrics.unwrap().explicit);
+        let bad = UpArgs {
+            metrics: Some("everywhere".into()),
+            ..Default::default()
+        };
+        let errs = merge(&bad, &FileConfig::default(), 1).unwrap_err();
+        assert!(errs[0].contains("--metrics must be"), "{errs:?}");
+    }
+
+    #[test]
     fn zero_limits_are_refused_by_name() {
         let file =
             FileConfig::parse("[limits]\nevents_per_second = 0\nmax_queued_bytes_per_socket = 0\n")
@@ -254,6 +340,23 @@ mod tests {
                 .min_replicas_acked,
             1
         );
+    }
+
+    #[test]
+    fn redis_maxmemory_from_the_file_or_a_quarter_of_the_machine() {
+        let meminfo = "MemTotal:        8000000 kB\nMemFree:  100 kB\n";
+        assert_eq!(default_redis_maxmemory(meminfo), 8_000_000 * 1024 / 4);
+        assert_eq!(default_redis_maxmemory(""), 1 << 30);
+        let s = merge(&UpArgs::default(), &FileConfig::default(), 1).unwrap();
+        assert!(s.redis_maxmemory >= MIN_REDIS_MAXMEMORY);
+        let file = FileConfig::parse("[redis]\nmaxmemory = 4194304\n").unwrap();
+        assert_eq!(
+            merge(&UpArgs::default(), &file, 1).unwrap().redis_maxmemory,
+            4 << 20
+        );
+        let file = FileConfig::parse("[redis]\nmaxmemory = 1000\n").unwrap();
+        let errs = merge(&UpArgs::default(), &file, 1).unwrap_err();
+        assert!(errs[0].contains("[redis] maxmemory"), "{errs:?}");
     }
 
     #[test]

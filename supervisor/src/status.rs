@@ -25,6 +25,48 @@ pub fn human_uptime(secs: u64) -> String {
     }
 }
 
+/// [`render`], with worker states and a down Redis in colour when `colour` (a terminal and
+/// no `NO_COLOR`).
+pub fn render_coloured(r: &StatusReport, colour: bool) -> String {
+    let plain = render(r);
+    if !colour {
+        return plain;
+    }
+    let paint = |word: &str| -> Option<&'static str> {
+        match word {
+            "up" => Some("32"),
+            "starting" | "restarting" | "draining" => Some("33"),
+            "failed" | "DOWN" => Some("31"),
+            _ => None,
+        }
+    };
+    let mut out = String::new();
+    for line in plain.lines() {
+        let mut line = line.to_owned();
+        // Worker rows: the first state word after the numeric columns is the state column.
+        let words = ["up", "starting", "restarting", "draining", "failed", "DOWN"];
+        if line.starts_with("worker-") || line.starts_with("redis ") {
+            for w in words {
+                let needle = format!("  {w}");
+                let Some(at) = line.find(&needle) else {
+                    continue;
+                };
+                let end = at + needle.len();
+                if line[end..].starts_with(|c: char| c.is_alphanumeric()) {
+                    continue;
+                }
+                if let Some(code) = paint(w) {
+                    line = format!("{}  \x1b[{code}m{w}\x1b[0m{}", &line[..at], &line[end..]);
+                }
+                break;
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 pub fn render(r: &StatusReport) -> String {
     let mut rows = vec![[
         "name", "pid", "port", "core", "state", "uptime", "restarts", "conns", "users", "cpu",

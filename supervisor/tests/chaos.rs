@@ -1,7 +1,8 @@
 //! The chaos suite (issue 3/5): ≥100 simulated users through HAProxy, a third of them on
 //! long-polling, sending direct messages while workers, HAProxy and Redis are killed,
 //! scaled, reloaded and restarted. Every acked message must reach its recipient, every client
-//! must be back within 5 s of each fault, and nothing may leak. Bounded: about a minute each.
+//! must be back within 5 s of each fault, every message to a user online when it was acked
+//! must arrive within 5 s, and nothing may leak. Bounded: about a minute each.
 //! The figures it prints are recorded in docs/reliability.md.
 
 use chat_testkit::*;
@@ -9,6 +10,8 @@ use std::time::{Duration, Instant};
 
 const USERS: usize = 120;
 const BACK_WITHIN: Duration = Duration::from_secs(5);
+/// Longest delay from a `send message` ack to the first receipt, for online recipients.
+const DELIVERED_WITHIN: Duration = Duration::from_secs(5);
 
 fn kill(sig: i32, pid: u64) {
     signal(pid as u32, sig);
@@ -18,6 +21,8 @@ struct Faults<'a> {
     cluster: &'a Cluster,
     load: &'a Load,
     rows: Vec<String>,
+    /// Phase names, index = [`Load::next_phase`] (0: before the first fault).
+    phases: Vec<String>,
 }
 
 impl Faults<'_> {
@@ -26,6 +31,8 @@ impl Faults<'_> {
     async fn fault(&mut self, name: &str, workers: usize, inject: impl FnOnce(&Cluster)) {
         let acked_before = self.load.acked_count();
         self.load.reset_outage();
+        self.load.next_phase();
+        self.phases.push(name.to_owned());
         let t = Instant::now();
         inject(self.cluster);
         self.cluster
@@ -65,6 +72,7 @@ async fn acked_messages_survive_worker_haproxy_and_redis_faults() {
         cluster: &c,
         load: &load,
         rows: Vec::new(),
+        phases: vec!["before the faults".to_owned()],
     };
     f.fault("SIGKILL worker-1", 3, |c| {
         kill(libc::SIGKILL, worker_pid(&c.status(), 1))
@@ -116,6 +124,20 @@ async fn acked_messages_survive_worker_haproxy_and_redis_faults() {
     for row in &f.rows {
         println!("{row}");
     }
+    // Delivery delay per phase (a phase runs from its fault to the next one).
+    let delays = load.delays();
+    println!("| phase | messages to online users | delay p50 | p99 | max | never received |");
+    println!("|---|---|---|---|---|---|");
+    for (name, d) in f.phases.iter().zip(&delays) {
+        println!(
+            "| {name} | {} | {} ms | {} ms | {} ms | {} |",
+            d.count,
+            d.p50.as_millis(),
+            d.p99.as_millis(),
+            d.max.as_millis(),
+            d.never
+        );
+    }
     println!(
         "acked {} received {} lost {} reconnects {} errors {:?}",
         report.acked,
@@ -133,6 +155,13 @@ async fn acked_messages_survive_worker_haproxy_and_redis_faults() {
         "acked but never received: {:?}",
         report.lost
     );
+    for (name, d) in f.phases.iter().zip(&delays) {
+        assert!(
+            d.max <= DELIVERED_WITHIN,
+            "{name}: a message to an online user took {:?} ({d:?})",
+            d.max
+        );
+    }
     load.stop().await;
 
     // No leak: after down, none of the processes ever started is left.

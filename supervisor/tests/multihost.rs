@@ -101,3 +101,62 @@ async fn two_hosts_one_front_door_and_a_host_that_dies() {
     assert!(outage <= Duration::from_secs(10), "{outage:?}");
     load.stop().await;
 }
+
+/// A member record written straight into the shared Redis by someone who can write there,
+/// whose host holds a newline and a `listen` section: the front door skips it with a warning
+/// and haproxy.cfg stays as it was (issue 10).
+#[tokio::test]
+async fn a_forged_member_never_reaches_haproxy_cfg() {
+    let redis = Redis::start_tcp(free_port_range(1), &[]).await;
+    let a = Cluster::up_with(1, &["--redis", &redis.url(), "--advertise", "127.0.0.1"]);
+    a.wait_status("the front door with its own worker UP", |s| {
+        let servers = s["haproxy"]["servers"].as_array().unwrap();
+        members(s).len() == 1
+            && servers.len() == 1
+            && servers[0]["state"].as_str().unwrap_or("").starts_with("UP")
+    })
+    .await;
+    let cfg_path = a.path().join("haproxy.cfg");
+    let before = std::fs::read_to_string(&cfg_path).unwrap();
+
+    let evil_port = free_port_range(1);
+    let host =
+        format!("127.0.0.9\nlisten evil\n    bind 127.0.0.1:{evil_port}\n    server x 127.0.0.1");
+    let key = format!("{host}:30001");
+    let info = serde_json::json!({ "host": host, "port": 30001, "worker": 0, "pid": null });
+    // Scored far in the future: it never expires on its own.
+    redis.cli(&["ZADD", "chat:members", "99999999999999", &key]);
+    redis.cli(&["HSET", "chat:member-info", &key, &info.to_string()]);
+    assert_eq!(redis.cli(&["ZCARD", "chat:members"]).trim(), "2");
+
+    let log = a.path().join("logs").join("chatctl.log");
+    wait_until(
+        "a warning about the forged member",
+        Duration::from_secs(10),
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            std::future::ready(
+                text.contains("skipping service member") && text.contains("listen evil"),
+            )
+        },
+    )
+    .await;
+    // The refresh that warned is the one that would have reloaded; give a later one its turn.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = std::fs::read_to_string(&cfg_path).unwrap();
+    assert_eq!(before, after, "haproxy.cfg changed");
+    assert!(!after.contains("listen evil"));
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", evil_port))
+            .await
+            .is_err(),
+        "the forged listen section is serving"
+    );
+    assert_eq!(members(&a.status()).len(), 1);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("skipping service member").count(),
+        1,
+        "one warning, not one a second:\n{text}"
+    );
+}

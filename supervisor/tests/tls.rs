@@ -83,6 +83,33 @@ async fn official_client_over_wss_and_https_polling_with_an_http_redirect() {
         "%{http_code} %{redirect_url}",
     );
     assert_eq!(answer, format!("301 https://127.0.0.1:{}/chat?x=1", c.port));
+    // A Host of the strict `name[:port]` form is used; anything else is refused with 400,
+    // never copied into `Location`.
+    let with_host = |host: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "--max-time", "5", "-H"])
+            .arg(format!("Host: {host}"))
+            .args(["-w", "%{http_code} %{redirect_url}"])
+            .arg(format!("http://127.0.0.1:{redirect}/chat"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        with_host("chat.example:8080"),
+        format!("301 https://chat.example:{}/chat", c.port)
+    );
+    for evil in [
+        "evil.example/phish?",
+        "evil.example@attacker",
+        "a b",
+        "evil.example:80:81",
+        "evil.example#",
+        "",
+    ] {
+        let answer = with_host(evil);
+        assert!(answer.starts_with("400"), "Host {evil:?}: {answer}");
+    }
     // And the public port does not speak plain HTTP.
     let status = curl_write_out(
         &format!("http://127.0.0.1:{}/health", c.port),
@@ -131,11 +158,18 @@ async fn private_sockets_are_private_and_the_embedded_redis_needs_its_password()
         !cfg.contains("stats enable") && !cfg.contains("stats uri"),
         "{cfg}"
     );
-    let binds: Vec<&str> = cfg
+    // The only TCP bind is the public port; HAProxy's exporter is a 0600 Unix socket.
+    let tcp_binds: Vec<&str> = cfg
         .lines()
-        .filter(|l| l.trim_start().starts_with("bind "))
+        .filter(|l| l.trim_start().starts_with("bind ") && !l.contains("bind unix@"))
         .collect();
-    assert_eq!(binds.len(), 1, "only the public port: {binds:?}");
+    assert_eq!(tcp_binds.len(), 1, "only the public port: {tcp_binds:?}");
+    assert!(
+        cfg.lines()
+            .filter(|l| l.contains("bind unix@"))
+            .all(|l| l.ends_with("mode 600")),
+        "{cfg}"
+    );
     // The Redis password is never on a command line.
     let pass = std::fs::read_to_string(dir.join("redis.pass")).unwrap();
     for w in c.status()["workers"].as_array().unwrap() {

@@ -100,6 +100,50 @@ impl Cluster {
         c
     }
 
+    /// `chatctl --config F up --detach --bind 127.0.0.1` with no `--state-dir`: F (written
+    /// beside, returned) names the state dir, the workers and the probed ports.
+    pub fn up_from_config(workers: u32) -> (Cluster, PathBuf) {
+        let port = crate::free_port_range(1);
+        let base = crate::free_port_range(8);
+        let c = Cluster {
+            dir: crate::redis::short_tempdir("cfg"),
+            port,
+            netns: None,
+        };
+        let config = c.path().with_extension("toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[cluster]\nworkers = {workers}\nport = {port}\nbase_port = {base}\nstate_dir = {:?}\n",
+                c.path()
+            ),
+        )
+        .expect("write the config");
+        let cfg = config.to_str().expect("utf-8 path");
+        let out = c.run_no_state_dir(&["--config", cfg, "up", "--bind", "127.0.0.1", "--detach"]);
+        assert!(
+            out.success(),
+            "{}\n{}",
+            out.describe("chatctl up"),
+            c.log_tails()
+        );
+        (c, config)
+    }
+
+    /// chatctl ARGS with no `--state-dir` (nor `CHATCTL_STATE_DIR`), from a folder without
+    /// a chat.toml: the state dir must come from `--config`.
+    pub fn run_no_state_dir(&self, args: &[&str]) -> Finished {
+        run_bounded(
+            Command::new(bin("chatctl"))
+                .args(args)
+                .env_remove("CHATCTL_STATE_DIR")
+                .env_remove("CHATCTL_WORKER_BIN")
+                .current_dir(self.path())
+                .env("RUST_LOG", "warn"),
+            CHATCTL_LIMIT,
+        )
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -2,7 +2,8 @@
 //! through HAProxy (WebSocket or long-polling), logs in, acknowledges every `new message`,
 //! sends direct messages to random users, and on any disconnect reconnects and logs in again
 //! by itself (its pending messages then arrive again). The driver records every `send
-//! message` acked `ok` and every id received, so a test can prove that nothing acked was lost.
+//! message` acked `ok` and every id received, so a test can prove that nothing acked was lost,
+//! and when each was acked and first received, so it can bound how late messages arrive.
 
 use chat_client::Client;
 use serde_json::json;
@@ -24,6 +25,13 @@ struct Shared {
     acked: HashSet<(String, String)>,
     /// (recipient, id) of every message a recipient's client received.
     received: HashSet<(String, String)>,
+    /// When each acked message was acked, in which phase, and whether its recipient was
+    /// logged in then.
+    acked_at: HashMap<(String, String), Acked>,
+    /// When each message was first received.
+    received_at: HashMap<(String, String), Instant>,
+    /// The phase new acks belong to ([`Load::next_phase`]).
+    phase: usize,
     /// Longest time any user was without a logged-in connection, per fault window.
     longest_outage: Duration,
     /// Users currently logged in.
@@ -31,6 +39,43 @@ struct Shared {
     /// Error codes seen in `send message` acks.
     errors: HashMap<String, u64>,
     reconnects: u64,
+}
+
+struct Acked {
+    at: Instant,
+    phase: usize,
+    recipient_online: bool,
+}
+
+/// Delivery delay (acked → first received) of the messages of one phase whose recipient was
+/// logged in when the send was acked.
+#[derive(Debug, Clone, Default)]
+pub struct Delays {
+    pub count: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    /// Acked for an online recipient, never received (counted apart from the figures).
+    pub never: usize,
+}
+
+impl Delays {
+    fn of(mut delays: Vec<Duration>, never: usize) -> Delays {
+        delays.sort();
+        let at = |q: f64| {
+            delays
+                .get(((delays.len() as f64 * q).ceil() as usize).saturating_sub(1))
+                .copied()
+                .unwrap_or_default()
+        };
+        Delays {
+            count: delays.len(),
+            p50: at(0.5),
+            p99: at(0.99),
+            max: delays.last().copied().unwrap_or_default(),
+            never,
+        }
+    }
 }
 
 pub struct Load {
@@ -109,6 +154,31 @@ impl Load {
     pub fn error_count(&self, code: &str) -> u64 {
         let s = self.shared.lock().unwrap();
         s.errors.get(code).copied().unwrap_or(0)
+    }
+
+    /// Starts a new phase: messages acked from now on are counted in it by [`Load::delays`].
+    pub fn next_phase(&self) -> usize {
+        let mut s = self.shared.lock().unwrap();
+        s.phase += 1;
+        s.phase
+    }
+
+    /// Delivery delays per phase (index = phase), for recipients online at ack time.
+    pub fn delays(&self) -> Vec<Delays> {
+        let s = self.shared.lock().unwrap();
+        let mut per: Vec<(Vec<Duration>, usize)> = vec![(Vec::new(), 0); s.phase + 1];
+        for (key, acked) in &s.acked_at {
+            if !acked.recipient_online {
+                continue;
+            }
+            match s.received_at.get(key) {
+                Some(got) => per[acked.phase]
+                    .0
+                    .push(got.saturating_duration_since(acked.at)),
+                None => per[acked.phase].1 += 1,
+            }
+        }
+        per.into_iter().map(|(d, n)| Delays::of(d, n)).collect()
     }
 
     /// Starts a new fault window: the longest outage is measured from here.
@@ -239,7 +309,8 @@ async fn user_loop(
             }
             if sending.load(Ordering::SeqCst) && last_send.elapsed() >= send_every {
                 last_send = Instant::now();
-                let to = user_name(next_peer());
+                let peer = next_peer();
+                let to = user_name(peer);
                 let text = format!("from {name} to {to}");
                 match client
                     .emit_ack_timeout(
@@ -251,7 +322,15 @@ async fn user_loop(
                 {
                     Ok(ack) if ack["ok"] == true => {
                         if let Some(id) = ack["id"].as_str() {
-                            shared.lock().unwrap().acked.insert((to, id.to_owned()));
+                            let at = Instant::now();
+                            let mut s = shared.lock().unwrap();
+                            let acked = Acked {
+                                at,
+                                phase: s.phase,
+                                recipient_online: s.online.contains(&peer),
+                            };
+                            s.acked_at.insert((to.clone(), id.to_owned()), acked);
+                            s.acked.insert((to, id.to_owned()));
                             sent_ok.fetch_add(1, Ordering::SeqCst);
                         }
                     }
@@ -269,11 +348,12 @@ async fn user_loop(
             {
                 Ok(ev) if ev.name == "new message" => {
                     if let Some(id) = ev.data()["id"].as_str() {
-                        shared
-                            .lock()
-                            .unwrap()
-                            .received
-                            .insert((name.clone(), id.to_owned()));
+                        let key = (name.clone(), id.to_owned());
+                        let mut s = shared.lock().unwrap();
+                        s.received_at
+                            .entry(key.clone())
+                            .or_insert_with(Instant::now);
+                        s.received.insert(key);
                     }
                     if let Some(ack_id) = ev.ack_id {
                         client.ack(ack_id, json!({}));

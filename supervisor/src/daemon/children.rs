@@ -145,9 +145,11 @@ impl Supervisor {
             (slot.port, slot.core)
         };
         let l = &self.settings.limits;
+        // `ps` shows command lines to every user: the password goes through the environment.
+        let (redis_url, url_password) = split_password(&self.redis.url);
         let mut cmd = Command::new(&self.worker_bin);
         cmd.args(["--port", &port.to_string()])
-            .args(["--redis", &self.redis.url])
+            .args(["--redis", &redis_url])
             .args(["--id", &id.to_string()])
             .args(["--host", self.worker_host()])
             .args([
@@ -175,13 +177,15 @@ impl Supervisor {
                 &l.max_rooms_per_socket.to_string(),
             ])
             .args(["--events-per-second", &l.events_per_second.to_string()])
+            .args(["--room-history-ttl", &l.room_history_ttl.to_string()])
             .args([
                 "--min-replicas-acked",
                 &self.settings.min_replicas_acked.to_string(),
             ]);
-        if let Some(pw) = &self.redis.password {
-            cmd.env(chat::store::PASSWORD_ENV, pw);
-        }
+        match self.redis.password.as_ref().or(url_password.as_ref()) {
+            Some(pw) => cmd.env(chat::store::PASSWORD_ENV, pw),
+            None => cmd.env_remove(chat::store::PASSWORD_ENV),
+        };
         match &self.settings.auth_secret {
             Some(secret) => cmd.env(chat::auth::SECRET_ENV, secret),
             None => cmd.env_remove(chat::auth::SECRET_ENV),
@@ -245,5 +249,80 @@ mod tests {
             "killed by signal 64"
         );
         assert_eq!(ChildId::Worker(3).to_string(), "worker-3");
+    }
+}
+
+/// `url` without its password (user name kept), and the password, percent-decoded as the
+/// redis crate reads it.
+pub fn split_password(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None);
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let Some((cred, host)) = authority.rsplit_once('@') else {
+        return (url.to_owned(), None);
+    };
+    let Some((user, password)) = cred.split_once(':') else {
+        return (url.to_owned(), None);
+    };
+    let stripped = if user.is_empty() {
+        format!("{scheme}://{host}{tail}")
+    } else {
+        format!("{scheme}://{user}@{host}{tail}")
+    };
+    (stripped, Some(percent_decode(password)))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::split_password;
+
+    #[test]
+    fn the_password_leaves_the_url() {
+        assert_eq!(
+            split_password("redis://:SECRET@127.0.0.1:6379/0"),
+            (
+                "redis://127.0.0.1:6379/0".to_owned(),
+                Some("SECRET".to_owned())
+            )
+        );
+        assert_eq!(
+            split_password("redis://bob:p%40ss@h:1"),
+            ("redis://bob@h:1".to_owned(), Some("p@ss".to_owned()))
+        );
+        assert_eq!(
+            split_password("redis://127.0.0.1:6379"),
+            ("redis://127.0.0.1:6379".to_owned(), None)
+        );
+        assert_eq!(
+            split_password("redis://bob@h:1"),
+            ("redis://bob@h:1".to_owned(), None)
+        );
     }
 }

@@ -49,6 +49,7 @@ impl Supervisor {
             maxconn: haproxy::maxconn_for_fd_limit(self.fd_limit),
             server_maxconn: self.settings.limits.max_connections_per_worker as u64,
             admin_socket: self.state_dir.haproxy_admin_socket(),
+            metrics_socket: super::scrape::haproxy_metrics_socket(&self.state_dir),
             hard_stop_after_secs: h.timeout_tunnel,
             timeout_connect: h.timeout_connect,
             timeout_client: h.timeout_client,
@@ -64,10 +65,12 @@ impl Supervisor {
     /// Renders the next generation into haproxy.cfg after `haproxy -c` accepted it.
     pub(super) async fn write_cfg(&self) -> anyhow::Result<u64> {
         let generation = self.lock().generation + 1;
-        let text = haproxy::render(&self.cfg_view(generation));
+        // A refused render leaves haproxy.cfg (and the running generation) as they were.
+        let text = haproxy::render(&self.cfg_view(generation))?;
         let cfg = self.state_dir.haproxy_cfg();
         let next = cfg.with_extension("cfg.next");
-        std::fs::write(&next, &text).with_context(|| format!("cannot write {}", next.display()))?;
+        // Private, and a symlink planted at the path is not followed.
+        super::preflight::write_private(&next, &text)?;
         haproxy::validate(&self.haproxy_bin, &next).await?;
         std::fs::rename(&next, &cfg)?;
         self.lock().generation = generation;

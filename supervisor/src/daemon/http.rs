@@ -19,7 +19,7 @@ pub async fn worker_metrics(host: &str, port: u16) -> Option<(u64, u64)> {
 }
 
 /// GET `path` from a local worker, within a second: (status, body).
-async fn get(host: &str, port: u16, path: &str) -> Option<(u16, String)> {
+pub async fn get(host: &str, port: u16, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect((host, port)).await.ok()?;
@@ -32,6 +32,28 @@ async fn get(host: &str, port: u16, path: &str) -> Option<(u16, String)> {
         let status = text.split_whitespace().nth(1)?.parse().ok()?;
         let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
         Some((status, body))
+    };
+    tokio::time::timeout(Duration::from_secs(1), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// GET `path` over a Unix socket (HAProxy's private exporter), within a second: the body of a
+/// 200 answer.
+pub async fn get_unix(socket: &std::path::Path, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::UnixStream::connect(socket).await.ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status: u16 = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+        (status == 200).then_some(body)
     };
     tokio::time::timeout(Duration::from_secs(1), exchange)
         .await

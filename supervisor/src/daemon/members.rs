@@ -6,6 +6,36 @@ use super::{every_second_until_shutdown, Sup, Supervisor};
 use crate::membership::{self, MemberInfo};
 use chat::control::WorkerState;
 use chat::link::LinkConnection;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+/// Invalid member keys already warned about, so that a bad record (re-read every second)
+/// makes one warning line, not one a second. One supervisor per process.
+static WARNED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Drops members that may not become server lines (`haproxy::check_member`), with a warning
+/// the first time each is seen.
+fn valid_only(members: Vec<MemberInfo>) -> Vec<MemberInfo> {
+    let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut bad_now = BTreeSet::new();
+    let valid = members
+        .into_iter()
+        .filter(|m| match crate::haproxy::check_member(&m.host, m.port) {
+            Ok(()) => true,
+            Err(why) => {
+                let key = m.key();
+                if !warned.contains(&key) {
+                    tracing::warn!("skipping service member {key:?} read from redis: {why}");
+                }
+                bad_now.insert(key);
+                false
+            }
+        })
+        .collect();
+    // Forget the ones that left, so a bad record written again is reported again.
+    *warned = bad_now;
+    valid
+}
 
 impl Supervisor {
     /// Registers this host's healthy workers and withdraws the others.
@@ -64,6 +94,7 @@ impl Supervisor {
         let mut con = LinkConnection(link.clone());
         match membership::live(&mut con).await {
             Ok(members) => {
+                let members = valid_only(members);
                 let mut s = self.lock();
                 let changed = s.members != members;
                 s.members = members;

@@ -16,11 +16,13 @@ mod lifecycle;
 mod members;
 mod preflight;
 mod redis;
+mod scrape;
 mod status;
 mod wait;
 mod workers;
 
-pub use preflight::{preflight, Preflight};
+pub use preflight::{check_private_dir, open_door_warning, preflight, Preflight};
+pub use scrape::{bind_metrics, haproxy_metrics_socket, serve as serve_metrics};
 
 use crate::membership::MemberInfo;
 use crate::procs::{self, LogSink};
@@ -141,6 +143,21 @@ impl Supervisor {
         LogSink::new(name, self.state_dir.log(name), self.echo)
     }
 
+    /// The child that has failed for good (crashed too often to be restarted), if the
+    /// embedded Redis or HAProxy has: the cluster cannot serve, so chatctl exits non-zero and
+    /// a service manager (systemd's `Restart=on-failure`) can act.
+    pub fn failed_for_good(&self) -> Option<&'static str> {
+        use chat::control::WorkerState;
+        let s = self.lock();
+        if s.redis.state() == WorkerState::Failed {
+            Some("the embedded Redis")
+        } else if s.haproxy.state() == WorkerState::Failed {
+            Some("HAProxy")
+        } else {
+            None
+        }
+    }
+
     /// Asks the supervisor to stop (as `chatctl down`, Ctrl-C or SIGTERM do).
     pub fn request_shutdown(&self) {
         let _ = self.shutdown.send(true);
@@ -153,7 +170,7 @@ impl Supervisor {
 
     /// Starts everything; on error the caller runs [`Supervisor::down`].
     pub async fn start(self: &Sup) -> anyhow::Result<()> {
-        std::fs::write(self.state_dir.pid_file(), std::process::id().to_string())?;
+        preflight::write_private(&self.state_dir.pid_file(), &std::process::id().to_string())?;
         if self.redis.embedded {
             self.spawn_child(ChildId::Redis)?;
             self.wait_redis().await?;

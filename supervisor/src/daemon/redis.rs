@@ -16,8 +16,9 @@ use tokio::process::Command;
 pub const TEMPLATE: &str = include_str!("../../../redis/redis.conf.tmpl");
 
 /// redis.conf for the embedded Redis.
-pub fn render_conf(socket: &Path, dir: &Path, password: &str) -> String {
+pub fn render_conf(socket: &Path, dir: &Path, password: &str, maxmemory: u64) -> String {
     TEMPLATE
+        .replace("{{maxmemory}}", &maxmemory.to_string())
         .replace("{{socket}}", &socket.display().to_string())
         .replace("{{dir}}", &dir.display().to_string())
         .replace("{{password}}", password)
@@ -67,7 +68,12 @@ impl Supervisor {
         let conf = sd.root().join("redis.conf");
         write_private(
             &conf,
-            &render_conf(&sd.redis_socket(), &sd.redis_dir(), password),
+            &render_conf(
+                &sd.redis_socket(),
+                &sd.redis_dir(),
+                password,
+                self.settings.redis_maxmemory,
+            ),
         )?;
         let _ = std::fs::remove_file(sd.redis_socket());
         let mut cmd = Command::new(&self.redis_bin);
@@ -111,6 +117,7 @@ mod tests {
             Path::new("/state/redis.sock"),
             Path::new("/state/redis"),
             "0123abcd",
+            512 << 20,
         );
         if got != golden {
             panic!("render differs from redis/testdata/golden.conf:\n{got}");

@@ -1,8 +1,9 @@
-//! The control requests, one handler per [`Request`] variant (`scale`, `reload`, `down` in
+//! The control requests, one handler per [`Request`] variant (`scale`, `reload`, `restart`, `down` in
 //! their own files; the one-liners here).
 
 mod down;
 mod reload;
+mod restart;
 mod scale;
 
 use super::{Sup, Supervisor};
@@ -15,6 +16,7 @@ impl Supervisor {
             Request::Status => Response::Status(Box::new(self.status().await)),
             Request::Scale { workers } => done(self.scale(workers).await),
             Request::Reload => done(self.rolling_reload().await),
+            Request::Restart { name } => done(self.restart(&name).await),
             Request::Down => done(Ok(self.request_down())),
             Request::Token { username, ttl_secs } => self.token(&username, ttl_secs),
         }

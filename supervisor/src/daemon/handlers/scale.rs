@@ -14,6 +14,9 @@ impl Supervisor {
         let _op = self.ops.lock().await;
         let current: Vec<u32> = self.lock().slots.keys().copied().collect();
         let plan = plan_scale(&current, target);
+        if plan.start.is_empty() && plan.stop.is_empty() {
+            return Ok(format!("already at {target} {}", workers_word(target)));
+        }
         for id in &plan.start {
             let Some(port) = worker_port(self.settings.base_port, *id) else {
                 bail!("worker {id} would need a port past 65535");
@@ -52,9 +55,28 @@ impl Supervisor {
             self.refresh_members().await;
             self.reload_haproxy().await?;
         }
+        let names = |verb: &str, ids: &[u32]| {
+            (!ids.is_empty()).then(|| {
+                let list: Vec<String> = ids.iter().map(|id| format!("worker-{id}")).collect();
+                format!("{verb} {}", list.join(", "))
+            })
+        };
+        let what: Vec<String> = [names("started", &plan.start), names("drained", &plan.stop)]
+            .into_iter()
+            .flatten()
+            .collect();
         Ok(format!(
-            "{target} workers (started {:?}, drained {:?})",
-            plan.start, plan.stop
+            "scaled to {target} {}: {}",
+            workers_word(target),
+            what.join("; ")
         ))
+    }
+}
+
+fn workers_word(n: u32) -> &'static str {
+    if n == 1 {
+        "worker"
+    } else {
+        "workers"
     }
 }
