@@ -210,8 +210,12 @@ fn session_query(req: &Request<Incoming>) -> (Option<socketioxide::socket::Sid>,
     (sid, websocket)
 }
 
-/// The chat page, with its own small Socket.IO client (no CDN, no third-party code).
+/// The chat page (no CDN: its one script beside it is [`SOCKET_IO_JS`]).
 pub const INDEX_HTML: &str = include_str!("../web/index.html");
+
+/// The official Socket.IO browser client, embedded by build.rs from web/node_modules (or a
+/// stub that makes the page say "run scripts/setup.sh").
+pub const SOCKET_IO_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/socket.io.min.js"));
 
 /// The SHA-256 sources (`'sha256-…'`) of every inline `<tag>…</tag>` of `html`: what CSP
 /// needs to run the page's own inline script and style and nothing else.
@@ -414,6 +418,11 @@ pub async fn handle(
             req.headers()
                 .get(hyper::header::HOST)
                 .and_then(|h| h.to_str().ok()),
+        ),
+        "/socket.io.min.js" => text(
+            StatusCode::OK,
+            "text/javascript; charset=utf-8",
+            SOCKET_IO_JS,
         ),
         "/health" => {
             let (status, body) = if app.draining.load(Ordering::Relaxed) {
