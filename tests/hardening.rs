@@ -6,127 +6,22 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A hand-rolled WebSocket connection (masked client frames, unmasked server frames) so a test
-/// can stop reading at will, which the client crate's reader task never does.
-struct RawWs {
-    tcp: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl RawWs {
-    /// Connects with a small receive buffer, so the kernel absorbs little of what the worker
-    /// writes once the test stops reading.
-    async fn connect(port: u16) -> RawWs {
-        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
-        sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-        let mut tcp = sock
-            .connect(([127, 0, 0, 1], port).into())
-            .await
-            .expect("connect");
-        tcp.write_all(
-            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost\r\n\
-              Upgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .expect("upgrade request");
-        let mut ws = RawWs {
-            tcp,
-            buf: Vec::new(),
-        };
-        let head_end = loop {
-            if let Some(i) = ws.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            ws.fill().await;
-        };
-        let head = String::from_utf8_lossy(&ws.buf[..head_end]).into_owned();
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        ws.buf.drain(..head_end);
-        ws
-    }
-
-    async fn fill(&mut self) {
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(WAIT, self.tcp.read(&mut chunk))
-            .await
-            .expect("read timed out")
-            .expect("read");
-        assert!(n > 0, "closed by the worker");
-        self.buf.extend_from_slice(&chunk[..n]);
-    }
-
-    /// The next text frame's payload.
-    async fn next_text(&mut self) -> String {
-        loop {
-            if self.buf.len() >= 2 {
-                let (len, at) = match self.buf[1] & 0x7f {
-                    126 if self.buf.len() >= 4 => {
-                        (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
-                    }
-                    127 if self.buf.len() >= 10 => {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(&self.buf[2..10]);
-                        (u64::from_be_bytes(b) as usize, 10)
-                    }
-                    126 | 127 => (usize::MAX, 0),
-                    n => (n as usize, 2),
-                };
-                if len != usize::MAX && self.buf.len() >= at + len {
-                    let payload = self.buf[at..at + len].to_vec();
-                    self.buf.drain(..at + len);
-                    return String::from_utf8(payload).expect("text frame");
-                }
-            }
-            self.fill().await;
-        }
-    }
-
-    async fn send_text(&mut self, text: &str) {
-        let mask = [0x11u8, 0x22, 0x33, 0x44];
-        let len = text.len();
-        let mut frame = vec![0x81u8];
-        if len < 126 {
-            frame.push(0x80 | len as u8);
-        } else {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        frame.extend_from_slice(&mask);
-        frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.tcp.write_all(&frame).await.expect("write frame");
-    }
-
-    /// Waits for a text frame that starts with `prefix`, answering pings on the way.
-    async fn expect(&mut self, prefix: &str) -> String {
-        loop {
-            let t = self.next_text().await;
-            if t.starts_with(prefix) {
-                return t;
-            }
-            if t == "2" {
-                self.send_text("3").await;
-            }
-        }
-    }
-
-    /// Engine.IO open, Socket.IO connect, `log in` as `user`, `join room` `hall`; returns
-    /// once the acks are read.
-    async fn log_in(port: u16, user: &str) -> RawWs {
-        let mut ws = RawWs::connect(port).await;
-        ws.expect("0{").await;
-        ws.send_text("40").await;
-        ws.expect("40").await;
-        ws.send_text(&format!("420{}", json!(["log in", {"username": user}])))
-            .await;
-        let ack = ws.expect("430").await;
-        assert!(ack.contains("\"ok\":true"), "{ack}");
-        ws.send_text(&format!("421{}", json!(["join room", {"room": "hall"}])))
-            .await;
-        let ack = ws.expect("431").await;
-        assert!(ack.contains("\"ok\":true"), "{ack}");
-        ws
-    }
+/// Engine.IO open, Socket.IO connect, `log in` as `user`, `join room` `hall`; returns
+/// once the acks are read.
+async fn raw_log_in(port: u16, user: &str) -> RawWs {
+    let mut ws = RawWs::connect(port).await;
+    ws.expect("0{").await;
+    ws.send_text("40").await;
+    ws.expect("40").await;
+    ws.send_text(&format!("420{}", json!(["log in", {"username": user}])))
+        .await;
+    let ack = ws.expect("430").await;
+    assert!(ack.contains("\"ok\":true"), "{ack}");
+    ws.send_text(&format!("421{}", json!(["join room", {"room": "hall"}])))
+        .await;
+    let ack = ws.expect("431").await;
+    assert!(ack.contains("\"ok\":true"), "{ack}");
+    ws
 }
 
 /// A `/proc/PID/status` field in kB (`VmRSS`, `VmHWM`).
@@ -154,7 +49,7 @@ async fn slow_readers_are_disconnected_and_lose_nothing() {
     let w = cluster.w(0);
     let mut slow = Vec::new();
     for _ in 0..SLOW {
-        slow.push(RawWs::log_in(w.port, "victim").await);
+        slow.push(raw_log_in(w.port, "victim").await);
     }
     let mut senders = Vec::new();
     for i in 0..SENDERS {
@@ -474,7 +369,7 @@ async fn half_open_connections_time_out_and_count() {
     let limit = Duration::from_secs(14);
     let (head, join) = tokio::join!(
         closed_within(slow_head, limit),
-        closed_within(no_join.tcp, limit)
+        closed_within(no_join.into_tcp(), limit)
     );
     for (what, took) in [("incomplete head", head), ("no namespace join", join)] {
         assert!(

@@ -77,7 +77,6 @@ pub async fn check(
 
 /// Renders the haproxy.cfg `up` would write (generation 1) and runs `haproxy -c` on it.
 async fn validate_cfg(bin: &Path, s: &Settings, state_dir: &StateDir) -> anyhow::Result<()> {
-    let h = &s.haproxy;
     let host = s
         .advertise
         .clone()
@@ -91,24 +90,7 @@ async fn validate_cfg(bin: &Path, s: &Settings, state_dir: &StateDir) -> anyhow:
             })
         })
         .collect();
-    let view = CfgView {
-        generation: 1,
-        bind: h.bind.clone(),
-        port: s.port,
-        maxconn: haproxy::maxconn_for_fd_limit(65_536),
-        server_maxconn: s.limits.max_connections_per_worker as u64,
-        admin_socket: state_dir.haproxy_admin_socket(),
-        metrics_socket: crate::daemon::haproxy_metrics_socket(state_dir),
-        hard_stop_after_secs: h.timeout_tunnel,
-        timeout_connect: h.timeout_connect,
-        timeout_client: h.timeout_client,
-        timeout_server: h.timeout_server,
-        timeout_tunnel: h.timeout_tunnel,
-        timeout_client_fin: h.timeout_client_fin,
-        tls_cert: h.tls_cert.clone(),
-        http_redirect_port: h.http_redirect_port,
-        servers,
-    };
+    let view = CfgView::new(s, state_dir, 1, 65_536, servers);
     let cfg = std::env::temp_dir().join(format!("chatctl-check-{}.cfg", std::process::id()));
     std::fs::write(&cfg, haproxy::render(&view)?)?;
     let result = haproxy::validate(bin, &cfg).await;

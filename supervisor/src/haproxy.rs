@@ -44,6 +44,44 @@ pub struct CfgView {
     pub servers: Vec<Server>,
 }
 
+/// Where HAProxy's Prometheus exporter listens: a Unix socket in the state dir (mode 0600),
+/// so its figures never reach the public port; chatctl's `--metrics` endpoint reads it.
+pub fn metrics_socket(state_dir: &chat::paths::StateDir) -> PathBuf {
+    state_dir.root().join("haproxy-metrics.sock")
+}
+
+impl CfgView {
+    /// The view of generation `generation` for `settings`, with `servers` behind it: the one
+    /// place that maps settings to HAProxy's configuration (`up` renders it, `check` tests it).
+    pub fn new(
+        settings: &crate::settings::Settings,
+        state_dir: &chat::paths::StateDir,
+        generation: u64,
+        fd_limit: u64,
+        servers: Vec<Server>,
+    ) -> CfgView {
+        let h = &settings.haproxy;
+        CfgView {
+            generation,
+            bind: h.bind.clone(),
+            port: settings.port,
+            maxconn: maxconn_for_fd_limit(fd_limit),
+            server_maxconn: settings.limits.max_connections_per_worker as u64,
+            admin_socket: state_dir.haproxy_admin_socket(),
+            metrics_socket: metrics_socket(state_dir),
+            hard_stop_after_secs: h.timeout_tunnel,
+            timeout_connect: h.timeout_connect,
+            timeout_client: h.timeout_client,
+            timeout_server: h.timeout_server,
+            timeout_tunnel: h.timeout_tunnel,
+            timeout_client_fin: h.timeout_client_fin,
+            tls_cert: h.tls_cert.clone(),
+            http_redirect_port: h.http_redirect_port,
+            servers,
+        }
+    }
+}
+
 /// The one naming rule for a local worker's server (and stickiness cookie): `w<id>` on a
 /// single host; with `--advertise ADDR`, the host-independent member name.
 pub fn server_name(advertise: Option<&str>, id: u32, port: u16) -> String {

@@ -20,7 +20,6 @@ impl Supervisor {
     }
 
     fn cfg_view(&self, generation: u64) -> CfgView {
-        let h = &self.settings.haproxy;
         let servers = if self.settings.advertise.is_some() {
             self.lock()
                 .members
@@ -42,24 +41,13 @@ impl Supervisor {
                 })
                 .collect()
         };
-        CfgView {
+        CfgView::new(
+            &self.settings,
+            &self.state_dir,
             generation,
-            bind: h.bind.clone(),
-            port: self.settings.port,
-            maxconn: haproxy::maxconn_for_fd_limit(self.fd_limit),
-            server_maxconn: self.settings.limits.max_connections_per_worker as u64,
-            admin_socket: self.state_dir.haproxy_admin_socket(),
-            metrics_socket: super::scrape::haproxy_metrics_socket(&self.state_dir),
-            hard_stop_after_secs: h.timeout_tunnel,
-            timeout_connect: h.timeout_connect,
-            timeout_client: h.timeout_client,
-            timeout_server: h.timeout_server,
-            timeout_tunnel: h.timeout_tunnel,
-            timeout_client_fin: h.timeout_client_fin,
-            tls_cert: h.tls_cert.clone(),
-            http_redirect_port: h.http_redirect_port,
+            self.fd_limit,
             servers,
-        }
+        )
     }
 
     /// Renders the next generation into haproxy.cfg after `haproxy -c` accepted it.

@@ -22,7 +22,7 @@ mod wait;
 mod workers;
 
 pub use preflight::{check_private_dir, open_door_warning, preflight, Preflight};
-pub use scrape::{bind_metrics, haproxy_metrics_socket, serve as serve_metrics};
+pub use scrape::{bind_metrics, serve as serve_metrics};
 
 use crate::membership::MemberInfo;
 use crate::procs::{self, LogSink};

@@ -15,12 +15,6 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Where HAProxy's Prometheus exporter listens: a Unix socket in the state dir (mode 0600),
-/// so its figures never reach the public port.
-pub fn haproxy_metrics_socket(state_dir: &chat::paths::StateDir) -> std::path::PathBuf {
-    state_dir.root().join("haproxy-metrics.sock")
-}
-
 /// chatctl's own series, from the status report the scrape also uses.
 pub fn chatctl_series(report: &StatusReport) -> String {
     let mut out = String::with_capacity(2048);
@@ -106,7 +100,7 @@ impl super::Supervisor {
             }
         }
         if let Some(body) =
-            http::get_unix(&haproxy_metrics_socket(&self.state_dir), "/metrics").await
+            http::get_unix(&crate::haproxy::metrics_socket(&self.state_dir), "/metrics").await
         {
             match &host {
                 Some(h) => merged.add(&body, &[("host", h.as_str())]),
