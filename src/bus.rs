@@ -70,3 +70,91 @@ pub async fn run_subscriber(
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
+
+/// How often the sharded subscriber checks that its channel still has a subscriber on the
+/// shard that owns it.
+const SHARDED_CHECK: Duration = Duration::from_secs(1);
+
+/// [`run_subscriber`] for a Redis Cluster: `SSUBSCRIBE` on the shard that owns the channel,
+/// messages arriving as RESP3 pushes. redis-rs re-subscribes after a reconnect or a slot-map
+/// refresh, but nothing refreshes the map while no command fails, and a push does not say
+/// which node it came from; so every [`SHARDED_CHECK`] the subscriber asks the channel's
+/// primary (`PUBSUB SHARDNUMSUB`, only this worker subscribes to its channel), subscribes
+/// again when the count is 0, and reports [`BusEvent::Subscribed`] each time the channel is
+/// (re)subscribed, so deliveries published during a failover are resent from the inboxes.
+/// The check also makes redis-rs notice a dead primary and refresh its slot map.
+pub async fn run_sharded_subscriber(
+    link: std::sync::Arc<crate::link::Link>,
+    channel: String,
+    mut on_event: impl FnMut(BusEvent),
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let Some(mut pushes) = link.take_cluster_pushes() else {
+        tracing::error!("no cluster push stream; deliveries will not arrive");
+        return;
+    };
+    let mut subscribed = false;
+    let mut check = tokio::time::interval(SHARDED_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            push = pushes.recv() => {
+                let Some(push) = push else { return };
+                let ours = push.data.first().is_some_and(|c| {
+                    matches!(c, redis::Value::BulkString(b) if b.as_slice() == channel.as_bytes())
+                });
+                match push.kind {
+                    redis::PushKind::SMessage if ours => {
+                        let payload = match push.data.get(1) {
+                            Some(redis::Value::BulkString(b)) => std::str::from_utf8(b).ok(),
+                            _ => None,
+                        };
+                        match payload.and_then(Delivery::parse) {
+                            Some(d) => on_event(BusEvent::Delivery(d)),
+                            None => tracing::warn!("ignored a malformed delivery on {channel}"),
+                        }
+                    }
+                    redis::PushKind::SSubscribe if ours => {
+                        tracing::info!(%channel, "subscribed (sharded)");
+                        subscribed = true;
+                        on_event(BusEvent::Subscribed);
+                    }
+                    // The slot moved away from the node (resharding): redis-rs subscribes
+                    // again on the new owner after its next slot-map refresh.
+                    redis::PushKind::SUnsubscribe if ours => {
+                        tracing::warn!(%channel, "unsubscribed by the cluster; resubscribing");
+                        subscribed = false;
+                        on_event(BusEvent::Lost);
+                    }
+                    _ => {}
+                }
+            }
+            _ = check.tick() => {
+                let mut ask = redis::cmd("PUBSUB");
+                ask.arg("SHARDNUMSUB").arg(&channel);
+                let count = match link.on_primary_of(&channel, ask).await {
+                    Ok(v) => redis::from_redis_value::<(String, i64)>(v).ok().map(|(_, n)| n),
+                    Err(e) => {
+                        tracing::debug!("PUBSUB SHARDNUMSUB failed: {e}");
+                        None
+                    }
+                };
+                match count {
+                    Some(n) if n > 0 => {}
+                    _ => {
+                        if subscribed {
+                            tracing::warn!(%channel, "sharded subscription lost; resubscribing");
+                            on_event(BusEvent::Lost);
+                        }
+                        subscribed = false;
+                        if let Err(e) = link.ssubscribe(&channel).await {
+                            tracing::debug!("SSUBSCRIBE failed: {e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -138,6 +138,9 @@ pub struct RedisStatus {
     pub pid: Option<u32>,
     pub up: bool,
     pub rtt_ms: Option<f64>,
+    /// With a Redis Cluster: its nodes, roles and whether each is up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<crate::link::ClusterNode>,
 }
 
 #[cfg(test)]

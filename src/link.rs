@@ -8,6 +8,9 @@
 //! is gone or demoted (I/O error, timeout, `READONLY`), the cached connection is dropped and the
 //! next command asks the Sentinels again, so a failover is followed without a restart.
 //! Meanwhile commands fail and clients hear `unavailable`: nothing is lost.
+//! `redis+cluster://H:P[,H:P…]`: one redis-rs `ClusterConnection` (RESP3), which routes each
+//! command by its key's slot, follows `MOVED`/`ASK` and refreshes the slot map after a
+//! failover; sharded pub/sub arrives on it as pushes ([`Link::take_cluster_pushes`]).
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, RedisError, RedisFuture, RedisResult, Value};
@@ -62,6 +65,11 @@ pub fn redact_url(url: &str) -> String {
 pub enum Target {
     /// A URL redis-rs understands.
     Direct(String),
+    /// Seed nodes of a Redis Cluster (`redis://H:P` each), and any password in the URL.
+    Cluster {
+        seeds: Vec<String>,
+        password: Option<String>,
+    },
     /// Sentinels to ask for the primary of `service`.
     Sentinel {
         sentinels: Vec<(String, u16)>,
@@ -72,8 +80,12 @@ pub enum Target {
 }
 
 impl Target {
-    /// Parses `redis+sentinel://H:P[,H:P…]/SERVICE` or any other Redis URL.
+    /// Parses `redis+sentinel://H:P[,H:P…]/SERVICE`, `redis+cluster://[:PASSWORD@]H:P[,H:P…]`
+    /// or any other Redis URL.
     pub fn parse(url: &str) -> Result<Target, String> {
+        if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            return parse_cluster(url, rest);
+        }
         let Some(rest) = url.strip_prefix("redis+sentinel://") else {
             return Ok(Target::Direct(url.to_owned()));
         };
@@ -87,18 +99,7 @@ impl Target {
         if service.is_empty() {
             return Err(format!("{url}: the service name after the last / is empty"));
         }
-        let sentinels = hosts
-            .split(',')
-            .map(|hp| {
-                let (h, p) = hp
-                    .rsplit_once(':')
-                    .ok_or_else(|| format!("{url}: {hp:?} is not HOST:PORT"))?;
-                let port = p
-                    .parse()
-                    .map_err(|_| format!("{url}: bad port in {hp:?}"))?;
-                Ok((h.trim_matches(['[', ']']).to_owned(), port))
-            })
-            .collect::<Result<Vec<_>, String>>()?;
+        let sentinels = host_ports(url, hosts)?;
         if sentinels.is_empty() {
             return Err(format!("{url}: no Sentinel address"));
         }
@@ -110,6 +111,115 @@ impl Target {
     }
 }
 
+/// `HOST:PORT` pairs separated by commas, as Sentinel and Cluster URLs list them.
+fn host_ports(url: &str, hosts: &str) -> Result<Vec<(String, u16)>, String> {
+    hosts
+        .split(',')
+        .map(|hp| {
+            let (h, p) = hp
+                .rsplit_once(':')
+                .ok_or_else(|| format!("{url}: {hp:?} is not HOST:PORT"))?;
+            let port = p
+                .parse()
+                .map_err(|_| format!("{url}: bad port in {hp:?}"))?;
+            if h.is_empty() {
+                return Err(format!("{url}: {hp:?} has no host"));
+            }
+            Ok((h.trim_matches(['[', ']']).to_owned(), port))
+        })
+        .collect()
+}
+
+fn parse_cluster(url: &str, rest: &str) -> Result<Target, String> {
+    let rest = rest.trim_end_matches('/');
+    let (password, hosts) = match rest.rsplit_once('@') {
+        Some((cred, hosts)) => {
+            let pw = cred.split_once(':').map(|(_, pw)| pw).unwrap_or(cred);
+            (Some(pw.to_owned()).filter(|p| !p.is_empty()), hosts)
+        }
+        None => (None, rest),
+    };
+    if hosts.contains(['/', '?']) {
+        return Err(format!(
+            "{}: a cluster URL is redis+cluster://HOST:PORT[,HOST:PORT…] (no database or path: a cluster has only db 0)",
+            redact_url(url)
+        ));
+    }
+    let seeds = host_ports(url, hosts)?
+        .into_iter()
+        .map(|(h, p)| {
+            if h.contains(':') {
+                format!("redis://[{h}]:{p}")
+            } else {
+                format!("redis://{h}:{p}")
+            }
+        })
+        .collect::<Vec<_>>();
+    if seeds.is_empty() {
+        return Err(format!("{url}: no cluster node"));
+    }
+    Ok(Target::Cluster { seeds, password })
+}
+
+/// A Redis Cluster connection and the sharded pub/sub messages it receives.
+struct ClusterLink {
+    client: redis::cluster::ClusterClient,
+    /// Made on first use; redis-rs follows MOVED/ASK and refreshes the slot map by itself.
+    con: tokio::sync::Mutex<Option<redis::cluster_async::ClusterConnection>>,
+    /// Pushes (sharded messages, (re)subscription confirmations) of every node, taken once by
+    /// the delivery subscriber.
+    pushes: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>>>,
+}
+
+/// One node of a Redis Cluster, as `CLUSTER NODES` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterNode {
+    /// `HOST:PORT`.
+    pub addr: String,
+    /// `primary` or `replica`.
+    pub role: String,
+    /// Not flagged failing and its link connected.
+    pub up: bool,
+    /// Slot ranges a primary serves (`0-5460`), empty for replicas.
+    pub slots: Vec<String>,
+}
+
+/// Parses `CLUSTER NODES` output.
+pub fn parse_cluster_nodes(text: &str) -> Vec<ClusterNode> {
+    let mut nodes: Vec<ClusterNode> = text
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 8 {
+                return None;
+            }
+            // `ip:port@cport[,hostname]`
+            let addr = f[1].split(['@', ',']).next().unwrap_or(f[1]).to_owned();
+            let flags: Vec<&str> = f[2].split(',').collect();
+            let role = if flags.contains(&"master") {
+                "primary"
+            } else {
+                "replica"
+            };
+            let failing = flags
+                .iter()
+                .any(|fl| matches!(*fl, "fail" | "fail?" | "handshake" | "noaddr"));
+            Some(ClusterNode {
+                addr,
+                role: role.to_owned(),
+                up: !failing && f[7] == "connected",
+                slots: f[8..]
+                    .iter()
+                    .filter(|s| !s.starts_with('['))
+                    .map(|s| s.to_string())
+                    .collect(),
+            })
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.addr.cmp(&b.addr));
+    nodes
+}
+
 /// The shared link: resolves, caches and invalidates the connection.
 pub struct Link {
     target: Target,
@@ -119,6 +229,8 @@ pub struct Link {
     timeout: Duration,
     /// The cached command connection; `None` until first use and after the primary is gone.
     current: Mutex<Option<ConnectionManager>>,
+    /// With a cluster URL: the cluster connection instead of `current`.
+    cluster: Option<ClusterLink>,
 }
 
 fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
@@ -141,12 +253,137 @@ impl Link {
             redis_client(u, password.as_deref())
                 .map_err(|e| format!("bad Redis URL {}: {e}", redact_url(u)))?;
         }
+        let cluster = match &target {
+            Target::Cluster {
+                seeds,
+                password: url_password,
+            } => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let mut builder = redis::cluster::ClusterClientBuilder::new(seeds.clone())
+                    // RESP3: sharded pub/sub messages arrive as pushes on the command
+                    // connections, and redis-rs re-subscribes them after reconnects and slot
+                    // moves.
+                    .use_protocol(redis::ProtocolVersion::RESP3)
+                    .push_sender(tx)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    // A few quick retries follow MOVED/ASK and a promotion; the store's own
+                    // timeout bounds the whole call anyway.
+                    .retries(3)
+                    .min_retry_wait(50)
+                    .max_retry_wait(500);
+                if let Some(pw) = password.as_deref().or(url_password.as_deref()) {
+                    if !pw.is_empty() {
+                        builder = builder.password(pw);
+                    }
+                }
+                let client = builder
+                    .build()
+                    .map_err(|e| format!("bad Redis Cluster URL {}: {e}", redact_url(url)))?;
+                Some(ClusterLink {
+                    client,
+                    con: tokio::sync::Mutex::new(None),
+                    pushes: Mutex::new(Some(rx)),
+                })
+            }
+            _ => None,
+        };
         Ok(Arc::new(Link {
             target,
             password,
             timeout,
             current: Mutex::new(None),
+            cluster,
         }))
+    }
+
+    /// Whether this is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// The cluster connection, made on first use.
+    async fn cluster_connection(
+        &self,
+        cluster: &ClusterLink,
+    ) -> RedisResult<redis::cluster_async::ClusterConnection> {
+        let mut con = cluster.con.lock().await;
+        if let Some(c) = con.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = match tokio::time::timeout(self.timeout * 2, cluster.client.get_async_connection())
+            .await
+        {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no Redis Cluster node answered",
+                )))
+            }
+        };
+        *con = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Sends `cmd` to the primary that serves `key`'s slot (cluster only): `WAIT` must reach
+    /// the primary that took the write, and `PUBSUB SHARDNUMSUB` the shard of the channel.
+    pub async fn on_primary_of(&self, key: &str, cmd: Cmd) -> RedisResult<Value> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        let Some(cluster) = &self.cluster else {
+            let mut m = self.manager().await?;
+            return m.req_packed_command(&cmd).await;
+        };
+        let mut con = self.cluster_connection(cluster).await?;
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+            key.as_bytes(),
+            SlotAddr::Master,
+        )));
+        con.route_command(cmd, route).await
+    }
+
+    /// Takes the receiver of the cluster's push messages (sharded pub/sub); `None` when not a
+    /// cluster or already taken.
+    pub fn take_cluster_pushes(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>> {
+        self.cluster
+            .as_ref()?
+            .pushes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// `SSUBSCRIBE channel` on the shard that owns it (cluster only).
+    pub async fn ssubscribe(&self, channel: &str) -> RedisResult<()> {
+        let Some(cluster) = &self.cluster else {
+            return Err(RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "sharded pub/sub needs a cluster URL",
+            )));
+        };
+        let mut con = self.cluster_connection(cluster).await?;
+        con.ssubscribe(channel).await
+    }
+
+    /// The cluster's nodes, their roles and whether each is up (`CLUSTER NODES` from any
+    /// node); `None` when not a cluster or no node answered.
+    pub async fn cluster_nodes(&self) -> Option<Vec<ClusterNode>> {
+        use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+        let cluster = self.cluster.as_ref()?;
+        let ask = async {
+            let mut con = self.cluster_connection(cluster).await.ok()?;
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("NODES");
+            let v = con
+                .route_command(cmd, RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random))
+                .await
+                .ok()?;
+            let text: String = redis::from_redis_value(v).ok()?;
+            Some(parse_cluster_nodes(&text))
+        };
+        tokio::time::timeout(self.timeout, ask).await.ok().flatten()
     }
 
     /// Whether the primary is found through Sentinels (and may move).
@@ -207,6 +444,7 @@ impl Link {
         let url = match &self.target {
             Target::Direct(u) => u.clone(),
             Target::Sentinel { .. } => self.resolve_primary().await?,
+            Target::Cluster { seeds, .. } => seeds.first().cloned().unwrap_or_default(),
         };
         redis_client(&url, self.password.as_deref())
     }
@@ -222,6 +460,18 @@ impl Link {
     /// when Redis did not answer within the link's timeout. The connection is made before
     /// the clock starts, so the figure is the round trip alone.
     pub async fn ping(&self) -> Option<Duration> {
+        if let Some(cluster) = &self.cluster {
+            let attempt = async {
+                let mut con = self.cluster_connection(cluster).await.ok()?;
+                let t = Instant::now();
+                let _: String = redis::cmd("PING").query_async(&mut con).await.ok()?;
+                Some(t.elapsed())
+            };
+            return tokio::time::timeout(self.timeout, attempt)
+                .await
+                .ok()
+                .flatten();
+        }
         let attempt = async {
             let client = self.client().await.ok()?;
             let mut con = client.get_multiplexed_async_connection().await.ok()?;
@@ -271,6 +521,10 @@ pub struct LinkConnection(pub Arc<Link>);
 impl ConnectionLike for LinkConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
+            if let Some(cluster) = &self.0.cluster {
+                let mut con = self.0.cluster_connection(cluster).await?;
+                return con.req_packed_command(cmd).await;
+            }
             let mut m = self.0.manager().await?;
             let r = m.req_packed_command(cmd).await;
             if let Err(e) = &r {
@@ -287,6 +541,10 @@ impl ConnectionLike for LinkConnection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
+            if let Some(cluster) = &self.0.cluster {
+                let mut con = self.0.cluster_connection(cluster).await?;
+                return con.req_packed_commands(cmd, offset, count).await;
+            }
             let mut m = self.0.manager().await?;
             let r = m.req_packed_commands(cmd, offset, count).await;
             if let Err(e) = &r {
@@ -384,5 +642,45 @@ mod tests {
         assert!(Target::parse("redis+sentinel://a:1").is_err());
         assert!(Target::parse("redis+sentinel://a/x").is_err());
         assert!(Target::parse("redis+sentinel://a:1/").is_err());
+    }
+
+    #[test]
+    fn parses_cluster_urls() {
+        assert_eq!(
+            Target::parse("redis+cluster://a:7000,127.0.0.1:7001").unwrap(),
+            Target::Cluster {
+                seeds: vec!["redis://a:7000".into(), "redis://127.0.0.1:7001".into()],
+                password: None,
+            }
+        );
+        assert_eq!(
+            Target::parse("redis+cluster://:s3cret@a:7000").unwrap(),
+            Target::Cluster {
+                seeds: vec!["redis://a:7000".into()],
+                password: Some("s3cret".into()),
+            }
+        );
+        assert!(Target::parse("redis+cluster://a").is_err());
+        assert!(Target::parse("redis+cluster://a:1/0").is_err());
+        assert!(Target::parse("redis+cluster://:9").is_err());
+    }
+
+    #[test]
+    fn reads_cluster_nodes() {
+        let text = "\
+07c3 127.0.0.1:30004@40004 slave e7d1 0 1 5 connected
+e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
+67ed 127.0.0.1:30002@40002 master,fail - 1 1 2 disconnected 5461-10922
+";
+        let nodes = parse_cluster_nodes(text);
+        assert_eq!(nodes.len(), 3);
+        assert_eq!(nodes[0].addr, "127.0.0.1:30001");
+        assert_eq!(nodes[0].role, "primary");
+        assert!(nodes[0].up);
+        assert_eq!(nodes[0].slots, vec!["0-5460".to_string()]);
+        assert_eq!(nodes[1].addr, "127.0.0.1:30002");
+        assert!(!nodes[1].up);
+        assert_eq!(nodes[2].role, "replica");
+        assert!(nodes[2].slots.is_empty());
     }
 }

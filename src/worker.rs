@@ -2,7 +2,7 @@
 //! (reconnecting commands, the self-healing subscriber, the heartbeat) and the drain.
 
 use crate::app::{on_connect, App, AppInner};
-use crate::bus::{run_subscriber, BusEvent};
+use crate::bus::{run_sharded_subscriber, run_subscriber, BusEvent};
 use crate::config::Limits;
 use crate::http::{Metered, Wire};
 use crate::link::{Link, LinkConnection};
@@ -94,6 +94,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    crate::store::keys::check_prefix(&config.redis_prefix)
+        .map_err(anyhow::Error::msg)
+        .context("bad --redis-prefix")?;
     let password = std::env::var(crate::store::PASSWORD_ENV).ok();
     let link = Link::new(&config.redis_url, password, REDIS_TIMEOUT)
         .map_err(anyhow::Error::msg)
@@ -111,7 +114,8 @@ pub async fn run(
         },
     )
     .with_min_replicas(config.min_replicas_acked)
-    .with_room_history_ttl(Duration::from_secs(config.limits.room_history_ttl));
+    .with_room_history_ttl(Duration::from_secs(config.limits.room_history_ttl))
+    .with_cluster(link.is_cluster());
     let channel = store.channel();
     let app = App::new(AppInner {
         store,
@@ -162,24 +166,34 @@ pub async fn run(
         }
     };
 
-    let subscriber = tokio::spawn({
+    let on_bus_event = {
         let app = app.clone();
-        run_subscriber(
+        move |event| match event {
+            BusEvent::Subscribed => {
+                app.redis_subscribed.store(true, Ordering::Relaxed);
+                let app = app.clone();
+                tokio::spawn(async move { app.redeliver_pending().await });
+            }
+            BusEvent::Lost => app.redis_subscribed.store(false, Ordering::Relaxed),
+            BusEvent::Delivery(d) => app.on_delivery(d),
+        }
+    };
+    let subscriber = if link.is_cluster() {
+        tokio::spawn(run_sharded_subscriber(
+            link,
+            channel,
+            on_bus_event,
+            stopped(),
+        ))
+    } else {
+        tokio::spawn(run_subscriber(
             link,
             channel,
             REDIS_TIMEOUT,
-            move |event| match event {
-                BusEvent::Subscribed => {
-                    app.redis_subscribed.store(true, Ordering::Relaxed);
-                    let app = app.clone();
-                    tokio::spawn(async move { app.redeliver_pending().await });
-                }
-                BusEvent::Lost => app.redis_subscribed.store(false, Ordering::Relaxed),
-                BusEvent::Delivery(d) => app.on_delivery(d),
-            },
+            on_bus_event,
             stopped(),
-        )
-    });
+        ))
+    };
     let heartbeat = tokio::spawn(heartbeat_loop(app.clone(), stopped()));
 
     tracing::info!(

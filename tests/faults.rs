@@ -27,7 +27,7 @@ async fn messages_of_a_sigkilled_workers_user_arrive_at_the_next_log_in_elsewher
     wait_until(
         "dead worker reaped from the user map",
         Duration::from_secs(15),
-        || async { cluster.redis.cli(&["SCARD", "chat:u:bob:workers"]) == "0" },
+        || async { cluster.redis.cli(&["SCARD", "chat:{u:bob}:workers"]) == "0" },
     )
     .await;
     let users = alice.emit_ack("list users", json!({})).await.unwrap();
@@ -116,7 +116,7 @@ async fn messages_published_while_the_subscriber_was_down_are_redelivered() {
     // A message whose publish bob's worker missed: in the inbox, never on the channel.
     let id = cluster.redis.cli(&[
         "XADD",
-        "chat:u:bob:inbox",
+        "chat:{u:bob}:inbox",
         "*",
         "from",
         "alice",
@@ -151,7 +151,7 @@ async fn sigterm_drains_clients_leave_the_user_map_and_the_worker_exits() {
     assert_eq!(reason, "transport close");
     let code = cluster.workers[1].wait_exit(Duration::from_secs(12)).await;
     assert_eq!(code, Some(0));
-    assert_eq!(cluster.redis.cli(&["SCARD", "chat:u:bob:workers"]), "0");
+    assert_eq!(cluster.redis.cli(&["SCARD", "chat:{u:bob}:workers"]), "0");
     let users = alice.emit_ack("list users", json!({})).await.unwrap();
     assert_eq!(users["users"], json!(["alice"]));
     let log = cluster.workers[1].log_text();

@@ -62,7 +62,7 @@ async fn a_retried_log_in_stays_registered_after_the_failed_ones_clean_up() {
         .expect("message to bob within 5 s");
     assert_eq!(ev.data()["message"], "still there?");
     assert_eq!(
-        cluster.redis.cli(&["SCARD", "chat:u:bob:workers"]),
+        cluster.redis.cli(&["SCARD", "chat:{u:bob}:workers"]),
         "1",
         "bob's worker is in the user map"
     );

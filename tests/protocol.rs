@@ -29,7 +29,7 @@ async fn direct_message_crosses_workers_and_the_sender_gets_a_receipt() {
 
     // Acked means gone from the inbox: a new login has nothing pending.
     wait_until("inbox to empty", WAIT, || async {
-        cluster.redis.cli(&["XLEN", "chat:u:bob:inbox"]) == "0"
+        cluster.redis.cli(&["XLEN", "chat:{u:bob}:inbox"]) == "0"
     })
     .await;
     let (_bob2, ack) = cluster.w(0).login("bob").await;
@@ -42,7 +42,7 @@ async fn a_direct_message_is_published_only_to_the_recipients_workers() {
     let (alice, _) = cluster.w(0).login("alice").await;
     let (mut bob, _) = cluster.w(1).login("bob").await;
     // The user map names only worker 1 for bob.
-    let members = cluster.redis.cli(&["SMEMBERS", "chat:u:bob:workers"]);
+    let members = cluster.redis.cli(&["SMEMBERS", "chat:{u:bob}:workers"]);
     assert_eq!(members.lines().count(), 1, "{members}");
     assert!(members.starts_with("1-"), "{members}");
 
@@ -115,7 +115,7 @@ async fn unacknowledged_messages_come_again_with_the_same_ids_until_acked() {
     assert_eq!(second.data()["id"], id2);
     dave.ack(first.ack_id.unwrap(), json!(null));
     wait_until("first ack to land", WAIT, || async {
-        cluster.redis.cli(&["XLEN", "chat:u:dave:inbox"]) == "1"
+        cluster.redis.cli(&["XLEN", "chat:{u:dave}:inbox"]) == "1"
     })
     .await;
     drop(dave);
@@ -142,7 +142,7 @@ async fn every_socket_of_a_user_on_any_worker_receives() {
     drop(e2);
     drop(e3);
     wait_until("worker 1 to leave erin's entry", WAIT, || async {
-        let members = cluster.redis.cli(&["SMEMBERS", "chat:u:erin:workers"]);
+        let members = cluster.redis.cli(&["SMEMBERS", "chat:{u:erin}:workers"]);
         members.lines().count() == 1
     })
     .await;

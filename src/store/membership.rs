@@ -142,14 +142,14 @@ mod tests {
         let sent = rec.sent();
         assert_eq!(sent.len(), 2);
         let (zadd, hset) = (&sent[0], &sent[1]);
-        assert_eq!(zadd[..2], ["ZADD", "chat:members"]);
+        assert_eq!(zadd[..2], ["ZADD", "chat:{members}"]);
         let expiry: u64 = zadd[2].parse().unwrap();
         assert!(expiry > now_ms());
         assert_eq!(
             zadd[2..],
             [&zadd[2], "10.0.0.1:30001", &zadd[2], "10.0.0.2:30002"]
         );
-        assert_eq!(hset[..3], ["HSET", "chat:member-info", "10.0.0.1:30001"]);
+        assert_eq!(hset[..3], ["HSET", "chat:{members}:info", "10.0.0.1:30001"]);
         assert_eq!(serde_json::from_str::<MemberInfo>(&hset[3]).unwrap(), ms[0]);
         assert_eq!(hset[4], "10.0.0.2:30002");
         assert_eq!(hset.len(), 6);
@@ -164,8 +164,8 @@ mod tests {
         assert_eq!(
             rec.sent(),
             [
-                vec!["ZREM", "chat:members", "a:1", "b:2"],
-                vec!["HDEL", "chat:member-info", "a:1", "b:2"],
+                vec!["ZREM", "chat:{members}", "a:1", "b:2"],
+                vec!["HDEL", "chat:{members}:info", "a:1", "b:2"],
             ]
         );
         // Nothing to do, nothing sent.
@@ -199,6 +199,9 @@ mod tests {
         let sent = rec.sent();
         assert_eq!(sent.len(), 1, "one round trip");
         assert_eq!(sent[0][0], "EVALSHA");
-        assert_eq!(sent[0][2..5], ["2", "chat:members", "chat:member-info"]);
+        assert_eq!(
+            sent[0][2..5],
+            ["2", "chat:{members}", "chat:{members}:info"]
+        );
     }
 }

@@ -22,6 +22,7 @@ pub mod membership;
 #[cfg(test)]
 pub(crate) mod recorder;
 mod scripts;
+mod sharded;
 
 pub use delivery::Delivery;
 pub use error::StoreError;
@@ -63,6 +64,33 @@ pub struct Store<C> {
     min_replicas: u32,
     /// TTL of a room's history, renewed by each message (`[limits] room_history_ttl`).
     room_history_ttl: Duration,
+    /// On a Redis Cluster: single-slot steps and `SPUBLISH` ([`sharded`]).
+    cluster: bool,
+}
+
+/// What the store needs beyond [`ConnectionLike`] on a Redis Cluster: sending a command to
+/// the primary that serves a key's slot. Elsewhere the command just goes on the connection.
+pub trait Sharded: ConnectionLike {
+    fn on_primary_of<'a>(
+        &'a mut self,
+        _key: &'a str,
+        cmd: Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value>
+    where
+        Self: Send,
+    {
+        Box::pin(async move { self.req_packed_command(&cmd).await })
+    }
+}
+
+impl Sharded for crate::link::LinkConnection {
+    fn on_primary_of<'a>(
+        &'a mut self,
+        key: &'a str,
+        cmd: Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move { self.0.on_primary_of(key, cmd).await })
+    }
 }
 
 /// Every Redis call the store makes, the `op` label of `chat_redis_call_seconds`: the
@@ -83,11 +111,12 @@ pub enum Op {
     Wait,
     Zrange,
     Ping,
+    Publish,
 }
 
 impl Op {
     /// In declaration order, so `op as usize` indexes it.
-    pub const ALL: [Op; 14] = [
+    pub const ALL: [Op; 15] = [
         Op::Heartbeat,
         Op::Resync,
         Op::RemoveWorker,
@@ -102,6 +131,7 @@ impl Op {
         Op::Wait,
         Op::Zrange,
         Op::Ping,
+        Op::Publish,
     ];
 
     pub fn name(self) -> &'static str {
@@ -120,6 +150,7 @@ impl Op {
             Op::Wait => "wait",
             Op::Zrange => "zrange",
             Op::Ping => "ping",
+            Op::Publish => "spublish",
         }
     }
 }
@@ -140,7 +171,7 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
+impl<C: ConnectionLike + Sharded + Clone + Send + Sync> Store<C> {
     /// The store of worker `instance`, naming keys with `prefix`.
     pub fn new(
         con: C,
@@ -157,7 +188,19 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             inbox,
             min_replicas: 0,
             room_history_ttl: Duration::from_secs(30 * 24 * 3600),
+            cluster: false,
         }
+    }
+
+    /// On a Redis Cluster: every call touches one slot, deliveries go by `SPUBLISH`.
+    pub fn with_cluster(mut self, cluster: bool) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Whether the store runs on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
     }
 
     /// A room's history expires this long after its last message.
@@ -244,6 +287,9 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
     /// Refreshes liveness and reaps dead workers; `Ok(true)` when our registration had been
     /// lost and must be rebuilt with [`Store::resync`].
     pub async fn heartbeat(&self, ttl: Duration) -> Result<bool, StoreError> {
+        if self.cluster {
+            return self.heartbeat_sharded(ttl).await;
+        }
         let mut inv = self.worker_script(&HEARTBEAT);
         inv.arg(ttl.as_millis() as u64);
         let (fresh, _reaped): (i64, i64) = self.invoke(Op::Heartbeat, &inv).await?;
@@ -258,6 +304,9 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
         users: &[String],
         rooms: &[String],
     ) -> Result<(), StoreError> {
+        if self.cluster {
+            return self.resync_sharded(ttl, reset, users, rooms).await;
+        }
         let mut inv = self.worker_script(&RESYNC);
         inv.arg(ttl.as_millis() as u64)
             .arg(if reset { "1" } else { "0" })
@@ -270,6 +319,9 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
 
     /// Drops this worker's registrations (on drain).
     pub async fn remove_self(&self) -> Result<(), StoreError> {
+        if self.cluster {
+            return self.remove_self_sharded().await;
+        }
         let _: i64 = self
             .invoke(Op::RemoveWorker, &self.worker_script(&REMOVE_WORKER))
             .await?;
@@ -279,6 +331,9 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
     /// Registers `user` on this worker and returns the messages waiting in its inbox,
     /// oldest first.
     pub async fn login(&self, user: &str) -> Result<Vec<NewMessage>, StoreError> {
+        if self.cluster {
+            return self.login_sharded(user).await;
+        }
         let p = &*self.prefix;
         let mut inv = LOGIN.prepare_invoke();
         inv.key(keys::user_workers(p, user))
@@ -313,6 +368,9 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
 
     /// The user's last socket on this worker is gone.
     pub async fn logout(&self, user: &str) -> Result<(), StoreError> {
+        if self.cluster {
+            return self.logout_sharded(user).await;
+        }
         let p = &*self.prefix;
         let mut inv = LOGOUT.prepare_invoke();
         inv.key(keys::user_workers(p, user))
@@ -344,6 +402,9 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
                 room: None,
             },
         };
+        if self.cluster {
+            return self.send_sharded(&delivery, from, to, text, sent_at).await;
+        }
         // The script appends `text`, which it already has, after head .. id .. middle.
         let payload = delivery.parts();
         let mut inv = SEND.prepare_invoke();
@@ -384,6 +445,9 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
             id: id.to_owned(),
             to: to.to_owned(),
         };
+        if self.cluster {
+            return self.ack_sharded(to, id, sender, &receipt.encode()).await;
+        }
         let mut inv = ACK.prepare_invoke();
         inv.key(keys::inbox(p, to))
             .key(keys::user_workers(p, sender))
@@ -398,14 +462,18 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
     /// oldest first.
     pub async fn join(&self, room: &str) -> Result<Vec<NewMessage>, StoreError> {
         let p = &*self.prefix;
-        let mut inv = JOIN.prepare_invoke();
-        inv.key(keys::room_workers(p, room))
-            .key(keys::worker_rooms(p, &self.instance))
-            .key(keys::room_history(p, room))
-            .arg(room)
-            .arg(&*self.instance)
-            .arg(crate::protocol::ROOM_HISTORY_LEN);
-        let raw: Vec<RawEntry> = self.invoke(Op::Join, &inv).await?;
+        let raw: Vec<RawEntry> = if self.cluster {
+            self.join_sharded(room).await?
+        } else {
+            let mut inv = JOIN.prepare_invoke();
+            inv.key(keys::room_workers(p, room))
+                .key(keys::worker_rooms(p, &self.instance))
+                .key(keys::room_history(p, room))
+                .arg(room)
+                .arg(&*self.instance)
+                .arg(crate::protocol::ROOM_HISTORY_LEN);
+            self.invoke(Op::Join, &inv).await?
+        };
         let mut history: Vec<NewMessage> = raw
             .into_iter()
             .filter_map(|e| entry_to_message(e, Some(room)))
@@ -416,6 +484,9 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
 
     /// This worker's last member of `room` left.
     pub async fn leave(&self, room: &str) -> Result<(), StoreError> {
+        if self.cluster {
+            return self.leave_sharded(room).await;
+        }
         let p = &*self.prefix;
         let mut inv = LEAVE.prepare_invoke();
         inv.key(keys::room_workers(p, room))
@@ -446,6 +517,11 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
                 room: Some(room.to_owned()),
             },
         };
+        if self.cluster {
+            return self
+                .room_send_sharded(&delivery, room, from, text, sent_at)
+                .await;
+        }
         // The script appends `text`, which it already has, after head .. id .. middle.
         let payload = delivery.parts();
         let mut inv = ROOM_SEND.prepare_invoke();
@@ -464,6 +540,9 @@ impl<C: ConnectionLike + Clone + Send + Sync> Store<C> {
 
     /// Online users, sorted, at most `max`.
     pub async fn list_users(&self, max: usize) -> Result<Vec<String>, StoreError> {
+        if self.cluster {
+            return self.list_users_sharded(max).await;
+        }
         let mut cmd = redis::cmd("ZRANGE");
         cmd.arg(keys::online(&self.prefix))
             .arg(0)

@@ -66,3 +66,5 @@ impl ConnectionLike for Recorder {
 pub(crate) fn bulk(s: &str) -> Value {
     Value::BulkString(s.as_bytes().to_vec())
 }
+
+impl super::Sharded for Recorder {}

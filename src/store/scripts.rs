@@ -35,3 +35,18 @@ pub(super) static LEAVE: LazyLock<Script> = script!("leave.lua");
 pub(super) static ROOM_SEND: LazyLock<Script> = script!("key.lua", "deliver.lua", "room_send.lua");
 /// Prunes expired service members and returns the live ones with their info.
 pub(super) static MEMBERS_LIVE: LazyLock<Script> = script!("members_live.lua");
+
+// Redis Cluster: one slot per script; the caller does the cross-slot steps (`sharded.rs`).
+
+/// Registers a user in its own slot and returns its pending inbox.
+pub(super) static LOGIN_USER: LazyLock<Script> = script!("login_user.lua");
+/// Drops an instance from a user's worker set; returns how many remain.
+pub(super) static UNREGISTER_USER: LazyLock<Script> = script!("unregister_user.lua");
+/// Registers room membership and returns the history, in the room's slot.
+pub(super) static JOIN_ROOM: LazyLock<Script> = script!("join_room.lua");
+/// Stores a direct message; returns its id and the recipient's instances.
+pub(super) static SEND_STORE: LazyLock<Script> =
+    script!("key.lua", "deliver.lua", "send_store.lua");
+/// Stores a room message; returns its id and the room's instances.
+pub(super) static ROOM_STORE: LazyLock<Script> =
+    script!("key.lua", "deliver.lua", "room_store.lua");

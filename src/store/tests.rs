@@ -23,11 +23,11 @@ const WORKER_HEAD: [&str; 9] = [
     "chat:workers",
     "chat:online",
     "w0-abc",
-    "chat:w:{}:alive",
-    "chat:w:{}:users",
-    "chat:w:{}:rooms",
-    "chat:u:{}:workers",
-    "chat:r:{}:workers",
+    "chat:{w:{}}:alive",
+    "chat:{w:{}}:users",
+    "chat:{w:{}}:rooms",
+    "chat:{u:{}}:workers",
+    "chat:{r:{}}:workers",
 ];
 
 fn entry(id: &str, text: &str) -> Value {
@@ -57,7 +57,7 @@ async fn send_runs_one_script_on_the_inbox_and_the_user_map() {
     let cmd = &sent[0];
     assert_eq!(cmd[0], "EVALSHA");
     assert_eq!(cmd[2], "2", "two keys");
-    assert_eq!(&cmd[3..5], ["chat:u:bob:inbox", "chat:u:bob:workers"]);
+    assert_eq!(&cmd[3..5], ["chat:{u:bob}:inbox", "chat:{u:bob}:workers"]);
     assert_eq!(
         &cmd[5..],
         [
@@ -67,7 +67,7 @@ async fn send_runs_one_script_on_the_inbox_and_the_user_map() {
             "1000",
             "940000-0",
             "60000",
-            "chat:w:{}:deliver",
+            "chat:{w:{}}:deliver",
             "m\nbob\n",
             "\nalice\n1000000\n"
         ]
@@ -107,10 +107,10 @@ async fn ack_publishes_the_encoded_receipt() {
         &cmd[2..],
         [
             "2",
-            "chat:u:bob:inbox",
-            "chat:u:alice:workers",
+            "chat:{u:bob}:inbox",
+            "chat:{u:alice}:workers",
             "5-0",
-            "chat:w:{}:deliver",
+            "chat:{w:{}}:deliver",
             "d\nalice\n5-0\nbob"
         ]
     );
@@ -129,13 +129,13 @@ async fn room_send_passes_the_payload_around_the_id() {
         &cmd[2..],
         [
             "2",
-            "chat:r:lobby:history",
-            "chat:r:lobby:workers",
+            "chat:{r:lobby}:history",
+            "chat:{r:lobby}:workers",
             "alice",
             "yo",
             "5",
             "50",
-            "chat:w:{}:deliver",
+            "chat:{w:{}}:deliver",
             "r\nlobby\n",
             "\nalice\n5\nSID\n",
             "2592000"
@@ -184,10 +184,10 @@ async fn login_parses_pending_entries_in_order() {
     assert_eq!(
         &cmd[3..7],
         [
-            "chat:u:bob:workers",
-            "chat:w:w0-abc:users",
+            "chat:{u:bob}:workers",
+            "chat:{w:w0-abc}:users",
             "chat:online",
-            "chat:u:bob:inbox"
+            "chat:{u:bob}:inbox"
         ]
     );
 }
@@ -211,7 +211,7 @@ async fn plain_commands_name_their_keys() {
     assert_eq!(s.list_users(100).await.unwrap(), ["alice"]);
     s.ping().await.unwrap();
     let sent = rec.sent();
-    assert_eq!(sent[0][..2], ["XRANGE", "chat:u:bob:inbox"]);
+    assert_eq!(sent[0][..2], ["XRANGE", "chat:{u:bob}:inbox"]);
     assert_eq!(sent[1], ["ZRANGE", "chat:online", "0", "99"]);
     assert_eq!(sent[2], ["PING"]);
 }
@@ -241,6 +241,7 @@ async fn redis_errors_become_store_errors() {
             0
         }
     }
+    impl super::Sharded for Down {}
     let s = Store::new(
         Down,
         "chat:",

@@ -137,6 +137,7 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
                 "redis+unix://",
                 "unix://",
                 "redis+sentinel://",
+                "redis+cluster://",
             ]
             .iter()
             .any(|s| u.starts_with(s)) =>
@@ -145,12 +146,14 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
         }
         Some(u) => {
             errors.push(format!(
-                "--redis must be `embedded` or a redis://, rediss://, redis+unix:// or redis+sentinel:// URL, not {u:?}"
+                "--redis must be `embedded` or a redis://, rediss://, redis+unix://, redis+sentinel:// or redis+cluster:// URL, not {u:?}"
             ));
             RedisChoice::Embedded
         }
     };
-    let sentinel = matches!(&redis, RedisChoice::External(u) if u.starts_with("redis+sentinel://"));
+    // Sentinel and Cluster mean replicas: an acked message waits for one (per shard).
+    let sentinel = matches!(&redis, RedisChoice::External(u)
+        if u.starts_with("redis+sentinel://") || u.starts_with("redis+cluster://"));
     let tls_cert = flags.tls_cert.clone().or(file.haproxy.tls_cert.clone());
     let http_redirect_port = flags.http_redirect_port.or(file.haproxy.http_redirect_port);
     if http_redirect_port.is_some() && tls_cert.is_none() {

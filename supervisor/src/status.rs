@@ -167,6 +167,20 @@ pub fn render(r: &StatusReport) -> String {
             _ => "DOWN".into(),
         }
     );
+    for n in &rd.nodes {
+        let _ = writeln!(
+            out,
+            "  node   {}  {}  {}{}",
+            n.addr,
+            n.role,
+            if n.up { "up" } else { "DOWN" },
+            if n.slots.is_empty() {
+                String::new()
+            } else {
+                format!("  slots {}", n.slots.join(" "))
+            }
+        );
+    }
     let _ = writeln!(
         out,
         "chatctl  pid {}  state dir {}",
@@ -216,6 +230,7 @@ mod tests {
                 pid: Some(5),
                 up: true,
                 rtt_ms: Some(0.12),
+                nodes: Vec::new(),
             },
             members: vec![],
         };
@@ -262,6 +277,7 @@ mod tests {
                 pid: None,
                 up: true,
                 rtt_ms: Some(0.1),
+                nodes: Vec::new(),
             },
             members: vec![MemberStatus {
                 host: "10.0.0.7".into(),

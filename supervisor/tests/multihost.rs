@@ -125,9 +125,9 @@ async fn a_forged_member_never_reaches_haproxy_cfg() {
     let key = format!("{host}:30001");
     let info = serde_json::json!({ "host": host, "port": 30001, "worker": 0, "pid": null });
     // Scored far in the future: it never expires on its own.
-    redis.cli(&["ZADD", "chat:members", "99999999999999", &key]);
-    redis.cli(&["HSET", "chat:member-info", &key, &info.to_string()]);
-    assert_eq!(redis.cli(&["ZCARD", "chat:members"]).trim(), "2");
+    redis.cli(&["ZADD", "chat:{members}", "99999999999999", &key]);
+    redis.cli(&["HSET", "chat:{members}:info", &key, &info.to_string()]);
+    assert_eq!(redis.cli(&["ZCARD", "chat:{members}"]).trim(), "2");
 
     let log = a.path().join("logs").join("chatctl.log");
     wait_until(

@@ -216,7 +216,7 @@ impl Cluster {
 
     /// Which worker id holds `user` (from the user map: instance ids start with `ID-`).
     pub fn worker_of(&self, user: &str) -> Option<u32> {
-        let members = self.redis(&["SMEMBERS", &format!("chat:u:{user}:workers")]);
+        let members = self.redis(&["SMEMBERS", &format!("chat:{{u:{user}}}:workers")]);
         members.lines().next()?.split('-').next()?.parse().ok()
     }
 

@@ -93,6 +93,18 @@ impl Supervisor {
         Some(link.ping().await?.as_secs_f64() * 1000.0)
     }
 
+    /// A Redis Cluster's nodes (empty for one Redis or when no node answers).
+    pub(super) async fn redis_cluster_nodes(&self) -> Vec<chat::link::ClusterNode> {
+        let Ok(link) = chat::link::Link::new(
+            &self.redis.url,
+            self.redis.password.clone(),
+            Duration::from_secs(2),
+        ) else {
+            return Vec::new();
+        };
+        link.cluster_nodes().await.unwrap_or_default()
+    }
+
     pub(super) async fn wait_redis(&self) -> anyhow::Result<()> {
         let up = || async { self.redis_ping().await.map(|_| ()) };
         wait_until(Instant::now() + START_TIMEOUT, up)

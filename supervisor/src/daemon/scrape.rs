@@ -224,6 +224,7 @@ mod tests {
                 pid: None,
                 up: true,
                 rtt_ms: Some(0.5),
+                nodes: Vec::new(),
             },
             members: vec![],
         };

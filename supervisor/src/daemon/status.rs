@@ -55,6 +55,7 @@ impl Supervisor {
             Vec::new()
         };
         let rtt = self.redis_ping().await;
+        let nodes = self.redis_cluster_nodes().await;
         let members = self
             .lock()
             .members
@@ -86,6 +87,7 @@ impl Supervisor {
                 pid: self.pid_of(ChildId::Redis),
                 up: rtt.is_some(),
                 rtt_ms: rtt.map(|r| (r * 100.0).round() / 100.0),
+                nodes,
             },
         }
     }
