@@ -17,8 +17,8 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Redis URL: redis://[:password@]host:port, rediss://…, redis+unix:///path, or
-    /// redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE.
+    /// Redis URL: redis://[:password@]host:port, rediss://…, redis+unix:///path,
+    /// redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE, or redis+cluster://HOST:PORT[,…].
     #[arg(long)]
     redis: String,
     /// Worker number, shown in logs and part of its Redis identity.
@@ -63,8 +63,9 @@ struct Args {
     #[arg(long, default_value_t = Limits::default().events_per_second,
           value_parser = clap::value_parser!(u32).range(1..))]
     events_per_second: u32,
-    /// Replicas that must confirm a direct message before its ack (Redis `WAIT`); default 1
-    /// with a redis+sentinel:// URL, else 0.
+    /// Replicas that must confirm a direct message before its ack (Redis `WAIT`, on the
+    /// inbox's shard with a cluster); default 1 with a redis+sentinel:// or redis+cluster://
+    /// URL, else 0.
     #[arg(long)]
     min_replicas_acked: Option<u32>,
     /// WebSocket read buffer per connection, in bytes (a read chunk, not a message limit:
@@ -126,7 +127,9 @@ fn main() -> anyhow::Result<()> {
             .ok()
             .filter(|s| !s.is_empty()),
         min_replicas_acked: args.min_replicas_acked.unwrap_or(
-            if args.redis.starts_with("redis+sentinel://") {
+            if args.redis.starts_with("redis+sentinel://")
+                || args.redis.starts_with("redis+cluster://")
+            {
                 1
             } else {
                 0
