@@ -346,6 +346,16 @@ mod tests {
     }
 
     #[test]
+    fn cluster_urls_are_accepted_and_default_to_one_replica_ack() {
+        let flags = UpArgs {
+            redis: Some("redis+cluster://127.0.0.1:7000,127.0.0.1:7001".into()),
+            ..Default::default()
+        };
+        let s = merge(&flags, &FileConfig::default(), 1).unwrap();
+        assert_eq!(s.min_replicas_acked, 1);
+    }
+
+    #[test]
     fn redis_maxmemory_from_the_file_or_a_quarter_of_the_machine() {
         let meminfo = "MemTotal:        8000000 kB\nMemFree:  100 kB\n";
         assert_eq!(default_redis_maxmemory(meminfo), 8_000_000 * 1024 / 4);
