@@ -171,7 +171,7 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-impl<C: ConnectionLike + Sharded + Clone + Send + Sync> Store<C> {
+impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
     /// The store of worker `instance`, naming keys with `prefix`.
     pub fn new(
         con: C,

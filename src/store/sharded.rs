@@ -29,7 +29,7 @@ async fn fan_out(calls: Vec<BoxFuture<'_, Result<(), StoreError>>>) -> Result<()
         .await
 }
 
-impl<C: ConnectionLike + Sharded + Clone + Send + Sync> Store<C> {
+impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
     fn cmd(name: &str) -> redis::Cmd {
         redis::cmd(name)
     }
@@ -211,22 +211,58 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync> Store<C> {
         Ok(())
     }
 
-    /// `SPUBLISH`es `payload` on the channel of every instance in `instances`. A failure is
-    /// logged, not returned: the message is stored already, and the instance that missed it
-    /// resends its users' inboxes once its subscription is back (`BusEvent::Subscribed`).
+    /// `SPUBLISH`es `payload` on the channel of every instance in `instances`. A publish that
+    /// fails or reaches no subscriber is retried in the background for about 3 s: during a
+    /// failover a worker whose slot map is a moment stale can publish to the dead primary, or
+    /// to the restarted one in the instant before it learns it was replaced (it accepts and
+    /// drops the message: 0 receivers). Each channel has exactly one subscriber, so 0 means
+    /// "not delivered". The message is stored either way; the retries only keep it from
+    /// waiting for the recipient's next `log in`.
     async fn publish_to(&self, instances: &[String], payload: &str) {
+        let missed = self.publish_once(instances, payload).await;
+        if !missed.is_empty() {
+            let store = self.clone();
+            let payload = payload.to_owned();
+            tokio::spawn(async move { store.republish(missed, payload).await });
+        }
+    }
+
+    /// One `SPUBLISH` per instance, concurrently; returns the instances it did not reach.
+    async fn publish_once(&self, instances: &[String], payload: &str) -> Vec<String> {
         let p = &*self.prefix;
-        let mut sends: Vec<BoxFuture<'_, ()>> = Vec::new();
+        let mut sends: Vec<BoxFuture<'_, Option<String>>> = Vec::new();
         for w in instances {
             let mut cmd = Self::cmd("SPUBLISH");
             cmd.arg(keys::worker_channel(p, w)).arg(payload);
             sends.push(Box::pin(async move {
-                if let Err(e) = self.query::<i64>(Op::Publish, &cmd).await {
-                    tracing::debug!("SPUBLISH to {w} failed: {e}");
+                match self.query::<i64>(Op::Publish, &cmd).await {
+                    Ok(n) if n > 0 => None,
+                    Ok(_) => Some(w.clone()),
+                    Err(e) => {
+                        tracing::debug!("SPUBLISH to {w} failed: {e}");
+                        Some(w.clone())
+                    }
                 }
             }));
         }
-        futures_util::future::join_all(sends).await;
+        futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    async fn republish(&self, mut missed: Vec<String>, payload: String) {
+        for delay_ms in [100, 200, 400, 800, 1600] {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            missed = self.publish_once(&missed, &payload).await;
+            if missed.is_empty() {
+                return;
+            }
+        }
+        // A dead instance not reaped yet; a live one resends its users' inboxes when its
+        // subscription comes back.
+        tracing::debug!(?missed, "gave up publishing a delivery");
     }
 
     pub(super) async fn send_sharded(

@@ -8,6 +8,7 @@
 //! - [`net`]: free ports, a minimal HTTP GET, Prometheus metric parsing.
 //! - [`rng`]: one xorshift generator.
 //! - [`redis`]: a private `redis-server` on a Unix socket or a loopback port.
+//! - [`rediscluster`]: a real Redis Cluster on loopback (primaries, replicas, kill, restart).
 //! - [`worker`]: `chat-worker` processes started directly, and [`Workers`] (Redis plus n of
 //!   them, no chatctl) for the worker-level tests.
 //! - [`client`]: chat-client helpers (log in, send, error codes).
@@ -24,6 +25,7 @@ pub mod proc;
 pub mod prom;
 pub mod rawws;
 pub mod redis;
+pub mod rediscluster;
 pub mod rng;
 pub mod wait;
 pub mod worker;
