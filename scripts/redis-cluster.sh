@@ -40,7 +40,7 @@ start)
   done
   echo "creating the cluster (3 primaries, 1 replica each)…" >&2
   redis-cli --cluster create "${hosts[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 \
-    || die "redis-cli --cluster create failed: see $dir/create.log"
+    || { "$0" stop "$dir"; die "redis-cli --cluster create failed (nodes stopped): see $dir/create.log"; }
   for _ in $(seq 100); do
     redis-cli -p "$base" cluster info | grep -q 'cluster_state:ok' && break
     sleep 0.1
