@@ -31,6 +31,7 @@ start)
     mkdir -p "$dir/$port"
     redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
       --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+      --cluster-require-full-coverage no --repl-diskless-sync-delay 0 \
       --save "" --appendonly no --dir "$dir/$port" --logfile "$dir/$port/redis.log" \
       --daemonize yes --pidfile "$dir/$port/redis.pid"
     hosts+=("127.0.0.1:$port")

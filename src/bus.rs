@@ -142,7 +142,16 @@ pub async fn run_sharded_subscriber(
                     }
                 };
                 match count {
-                    Some(n) if n > 0 => {}
+                    // Re-subscribed by redis-rs itself (after a reconnect or a slot-map
+                    // refresh), possibly without a push we could match: resend what may have
+                    // been missed meanwhile.
+                    Some(n) if n > 0 => {
+                        if !subscribed {
+                            tracing::info!(%channel, "subscribed (sharded, confirmed)");
+                            subscribed = true;
+                            on_event(BusEvent::Subscribed);
+                        }
+                    }
                     _ => {
                         if subscribed {
                             tracing::warn!(%channel, "sharded subscription lost; resubscribing");

@@ -166,6 +166,8 @@ struct ClusterLink {
     client: redis::cluster::ClusterClient,
     /// Made on first use; redis-rs follows MOVED/ASK and refreshes the slot map by itself.
     con: tokio::sync::Mutex<Option<redis::cluster_async::ClusterConnection>>,
+    /// When the connection was last thrown away as wedged (see [`Link::cluster_call`]).
+    reset_at: Mutex<Option<Instant>>,
     /// Pushes (sharded messages, (re)subscription confirmations) of every node, taken once by
     /// the delivery subscriber.
     pushes: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>>>,
@@ -283,6 +285,7 @@ impl Link {
                 Some(ClusterLink {
                     client,
                     con: tokio::sync::Mutex::new(None),
+                    reset_at: Mutex::new(None),
                     pushes: Mutex::new(Some(rx)),
                 })
             }
@@ -326,6 +329,46 @@ impl Link {
         Ok(c)
     }
 
+    /// Runs one call on the cluster connection, bounded by nine tenths of the link's timeout
+    /// (so it fires before the store's). redis-rs's cluster client can wedge while it recovers
+    /// from a failover (every call then times out for good; seen here after a primary's
+    /// SIGKILL and restart), so a call that times out throws the connection away, at most
+    /// every 2 s, and the next call makes a fresh one: it reads the slot map anew, and the
+    /// delivery subscriber's check subscribes again on it. Pushes keep arriving on the same
+    /// receiver (the client hands every connection it makes the same push sender).
+    async fn cluster_call<T, F>(
+        &self,
+        cluster: &ClusterLink,
+        call: impl FnOnce(redis::cluster_async::ClusterConnection) -> F,
+    ) -> RedisResult<T>
+    where
+        F: std::future::Future<Output = RedisResult<T>>,
+    {
+        let con = self.cluster_connection(cluster).await?;
+        match tokio::time::timeout(self.timeout * 9 / 10, call(con)).await {
+            Ok(r) => r,
+            Err(_) => {
+                let now = Instant::now();
+                let stale = {
+                    let mut at = cluster.reset_at.lock().unwrap_or_else(|e| e.into_inner());
+                    let stale = at.is_none_or(|t| now.duration_since(t) > Duration::from_secs(2));
+                    if stale {
+                        *at = Some(now);
+                    }
+                    stale
+                };
+                if stale {
+                    tracing::warn!("Redis Cluster call timed out; reconnecting to the cluster");
+                    *cluster.con.lock().await = None;
+                }
+                Err(RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "Redis Cluster call timed out",
+                )))
+            }
+        }
+    }
+
     /// Sends `cmd` to the primary that serves `key`'s slot (cluster only): `WAIT` must reach
     /// the primary that took the write, and `PUBSUB SHARDNUMSUB` the shard of the channel.
     pub async fn on_primary_of(&self, key: &str, cmd: Cmd) -> RedisResult<Value> {
@@ -334,12 +377,14 @@ impl Link {
             let mut m = self.manager().await?;
             return m.req_packed_command(&cmd).await;
         };
-        let mut con = self.cluster_connection(cluster).await?;
         let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
             key.as_bytes(),
             SlotAddr::Master,
         )));
-        con.route_command(cmd, route).await
+        self.cluster_call(cluster, move |mut con| async move {
+            con.route_command(cmd, route).await
+        })
+        .await
     }
 
     /// Takes the receiver of the cluster's push messages (sharded pub/sub); `None` when not a
@@ -363,8 +408,11 @@ impl Link {
                 "sharded pub/sub needs a cluster URL",
             )));
         };
-        let mut con = self.cluster_connection(cluster).await?;
-        con.ssubscribe(channel).await
+        let channel = channel.to_owned();
+        self.cluster_call(cluster, move |mut con| async move {
+            con.ssubscribe(channel).await
+        })
+        .await
     }
 
     /// The cluster's nodes, their roles and whether each is up (`CLUSTER NODES` from any
@@ -522,8 +570,12 @@ impl ConnectionLike for LinkConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             if let Some(cluster) = &self.0.cluster {
-                let mut con = self.0.cluster_connection(cluster).await?;
-                return con.req_packed_command(cmd).await;
+                return self
+                    .0
+                    .cluster_call(cluster, |mut con| async move {
+                        con.req_packed_command(cmd).await
+                    })
+                    .await;
             }
             let mut m = self.0.manager().await?;
             let r = m.req_packed_command(cmd).await;
@@ -542,8 +594,12 @@ impl ConnectionLike for LinkConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
             if let Some(cluster) = &self.0.cluster {
-                let mut con = self.0.cluster_connection(cluster).await?;
-                return con.req_packed_commands(cmd, offset, count).await;
+                return self
+                    .0
+                    .cluster_call(cluster, |mut con| async move {
+                        con.req_packed_commands(cmd, offset, count).await
+                    })
+                    .await;
             }
             let mut m = self.0.manager().await?;
             let r = m.req_packed_commands(cmd, offset, count).await;

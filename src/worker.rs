@@ -172,7 +172,17 @@ pub async fn run(
             BusEvent::Subscribed => {
                 app.redis_subscribed.store(true, Ordering::Relaxed);
                 let app = app.clone();
-                tokio::spawn(async move { app.redeliver_pending().await });
+                tokio::spawn(async move {
+                    app.redeliver_pending().await;
+                    // On a cluster, publishers whose slot map is still stale can miss this
+                    // subscription for a few seconds after a failover: look again.
+                    if app.store.is_cluster() {
+                        for wait in [2, 5] {
+                            tokio::time::sleep(Duration::from_secs(wait)).await;
+                            app.redeliver_pending().await;
+                        }
+                    }
+                });
             }
             BusEvent::Lost => app.redis_subscribed.store(false, Ordering::Relaxed),
             BusEvent::Delivery(d) => app.on_delivery(d),

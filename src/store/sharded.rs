@@ -212,7 +212,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
     }
 
     /// `SPUBLISH`es `payload` on the channel of every instance in `instances`. A publish that
-    /// fails or reaches no subscriber is retried in the background for about 3 s: during a
+    /// fails or reaches no subscriber is retried in the background for about 9 s: during a
     /// failover a worker whose slot map is a moment stale can publish to the dead primary, or
     /// to the restarted one in the instant before it learns it was replaced (it accepts and
     /// drops the message: 0 receivers). Each channel has exactly one subscriber, so 0 means
@@ -253,7 +253,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
     }
 
     async fn republish(&self, mut missed: Vec<String>, payload: String) {
-        for delay_ms in [100, 200, 400, 800, 1600] {
+        for delay_ms in [100, 200, 400, 800, 1600, 2000, 2000, 2000] {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             missed = self.publish_once(&missed, &payload).await;
             if missed.is_empty() {

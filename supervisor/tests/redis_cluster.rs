@@ -130,6 +130,7 @@ async fn a_cluster_serves_everything_and_survives_a_primary_failover() {
         "ok"
     );
 
+    println!("kill at {} ms", chat::store::now_ms());
     let killed = Instant::now();
     blocking(|| redis.kill(victim_port));
     // Its replica takes over; the dead node comes back as a replica (what a process manager
@@ -170,6 +171,7 @@ async fn a_cluster_serves_everything_and_survives_a_primary_failover() {
 
     // A slot move under load: 1,000 slots (with their keys, by MIGRATE) from one primary to
     // another. Clients' calls follow ASK during the move and MOVED after it.
+    println!("reshard from {} ms", chat::store::now_ms());
     let primaries = blocking(|| redis.primaries());
     let (from, to) = (primaries[0], primaries[1]);
     let reshard = blocking(|| {
@@ -193,6 +195,7 @@ async fn a_cluster_serves_everything_and_survives_a_primary_failover() {
             .unwrap()
     });
     assert!(reshard.success(), "redis-cli --cluster reshard");
+    println!("reshard done at {} ms", chat::store::now_ms());
 
     // Keep the load running a little on the new layout, then count.
     let acked_after = load.acked_count();
@@ -215,7 +218,21 @@ async fn a_cluster_serves_everything_and_survives_a_primary_failover() {
         load.error_count("unavailable"),
         report.reconnects
     );
-    assert!(report.lost.is_empty(), "acked but lost: {:?}", report.lost);
+    if !report.lost.is_empty() {
+        let (user, id) = &report.lost[0];
+        let inbox = blocking(|| {
+            let port = redis.primary_for_key(&format!("chat:{{u:{user}}}:inbox"));
+            chat_testkit::rediscluster::cli(
+                port,
+                &["XRANGE", &format!("chat:{{u:{user}}}:inbox"), id, id],
+            )
+        });
+        panic!(
+            "acked but lost: {:?}\nthe first one in its inbox: {inbox:?}\n{}",
+            report.lost,
+            c.log_tails()
+        );
+    }
     assert!(report.acked >= 500, "enough traffic: {}", report.acked);
 
     // status shows the new primary.

@@ -33,6 +33,8 @@ impl Node {
             .args(["--cluster-config-file", "nodes.conf"])
             // Failure detection plus election take about 1.5 × this.
             .args(["--cluster-node-timeout", "1000"])
+            // The other shards keep serving while one fails over (docs/deploy.md).
+            .args(["--cluster-require-full-coverage", "no"])
             .args(["--save", "", "--appendonly", "no"])
             // A replica's full sync starts at once instead of waiting 5 s for more replicas.
             .args(["--repl-diskless-sync-delay", "0"])
