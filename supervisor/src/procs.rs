@@ -79,8 +79,13 @@ pub fn harden(cmd: &mut Command, core: Option<u32>) {
     // async-signal-safe functions (setpgid, prctl, getppid, sched_setaffinity, _exit).
     unsafe {
         cmd.pre_exec(move || {
-            libc::setpgid(0, 0);
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            // Failures are returned (not ignored): an unhardened worker could outlive us.
+            if libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             // The supervisor may have died between fork and prctl.
             if libc::getppid() != supervisor {
                 libc::_exit(1);
@@ -88,11 +93,36 @@ pub fn harden(cmd: &mut Command, core: Option<u32>) {
             if let Some(core) = core {
                 let mut set: libc::cpu_set_t = std::mem::zeroed();
                 libc::CPU_SET(core as usize, &mut set);
-                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
     }
+}
+
+/// The CPUs this process may run on (its `sched_getaffinity` set); empty if unreadable.
+pub fn allowed_cpus() -> Vec<u32> {
+    // SAFETY: a zeroed cpu_set_t is valid, and the kernel writes at most its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as u32)
+            .filter(|&c| libc::CPU_ISSET(c as usize, &set))
+            .collect()
+    }
+}
+
+/// The core worker `index` is pinned to: the (index mod n)-th CPU of the `allowed` set
+/// (from `sched_getaffinity`), so clusters in a cpuset never pile onto core 0.
+pub fn core_for(allowed: &[u32], index: usize) -> Option<u32> {
+    if allowed.is_empty() {
+        return None;
+    }
+    allowed.get(index % allowed.len()).copied()
 }
 
 /// Spawns `cmd` with its stdout and stderr pumped into `sink`.
@@ -226,5 +256,19 @@ mod tests {
     fn finds_binaries_on_path() {
         assert!(find_binary(Path::new("sh")).is_some());
         assert!(find_binary(Path::new("no-such-binary-here")).is_none());
+    }
+}
+
+#[cfg(test)]
+mod core_tests {
+    use super::core_for;
+
+    #[test]
+    fn wraps_within_the_allowed_set() {
+        let allowed = [1, 3];
+        assert_eq!(core_for(&allowed, 0), Some(1));
+        assert_eq!(core_for(&allowed, 1), Some(3));
+        assert_eq!(core_for(&allowed, 2), Some(1));
+        assert_eq!(core_for(&[], 0), None);
     }
 }

@@ -77,6 +77,8 @@ pub struct Supervisor {
     settings: Settings,
     state_dir: StateDir,
     cores: usize,
+    /// The CPUs chatctl may run on, read once; workers are pinned within this set.
+    cpus: Vec<u32>,
     worker_bin: PathBuf,
     redis_bin: PathBuf,
     haproxy_bin: PathBuf,
@@ -119,6 +121,7 @@ impl Supervisor {
             settings,
             state_dir,
             cores,
+            cpus: procs::allowed_cpus(),
             worker_bin: pre.worker_bin,
             redis_bin: pre.redis_bin,
             haproxy_bin: pre.haproxy_bin,

@@ -18,7 +18,8 @@ impl Supervisor {
             id,
             Slot {
                 port,
-                core: worker_core(id, self.cores),
+                core: crate::procs::core_for(&self.cpus, id as usize)
+                    .unwrap_or_else(|| worker_core(id, self.cores)),
                 life: Life::default(),
             },
         );
