@@ -37,11 +37,17 @@ pub struct Parts<'a> {
     pub text: &'a str,
 }
 
+impl Parts<'_> {
+    /// The whole payload with `id` in its place.
+    pub fn around(&self, id: &str) -> String {
+        [self.head.as_str(), id, &self.middle, self.text].concat()
+    }
+}
+
 impl Delivery {
     /// The channel payload, as the scripts publish it.
     pub fn encode(&self) -> String {
-        let p = self.parts();
-        [p.head.as_str(), self.id(), &p.middle, p.text].concat()
+        self.parts().around(self.id())
     }
 
     /// The message id this delivery carries.

@@ -407,8 +407,9 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         }
         // The script appends `text`, which it already has, after head .. id .. middle.
         let payload = delivery.parts();
+        let inbox = keys::inbox(p, to);
         let mut inv = SEND.prepare_invoke();
-        inv.key(keys::inbox(p, to))
+        inv.key(&inbox)
             .key(keys::user_workers(p, to))
             .arg(from)
             .arg(text)
@@ -420,21 +421,39 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
             .arg(payload.head)
             .arg(payload.middle);
         let id: String = self.invoke(Op::Send, &inv).await?;
-        if self.min_replicas > 0 {
-            // WAIT covers every write sent before it on this connection, the XADD included
-            // (clones of the connection share one multiplexed socket).
-            let wait_ms = (self.timeout.as_millis() as u64 / 2).max(1);
-            let mut wait = redis::cmd("WAIT");
-            wait.arg(self.min_replicas).arg(wait_ms);
-            let got: i64 = self.query(Op::Wait, &wait).await?;
-            if got < self.min_replicas as i64 {
-                return Err(StoreError::NotReplicated {
-                    got,
-                    want: self.min_replicas,
-                });
-            }
-        }
+        self.wait_replicated(&inbox).await?;
         Ok(id)
+    }
+
+    /// With `min_replicas`: waits until that many replicas have the write just made to
+    /// `key`. WAIT covers every write sent before it on this connection, the XADD included
+    /// (clones of the connection share one multiplexed socket per node). On a cluster it is
+    /// routed to the primary that serves `key`: redis-rs would otherwise ask every primary
+    /// and take the minimum.
+    async fn wait_replicated(&self, key: &str) -> Result<(), StoreError> {
+        if self.min_replicas == 0 {
+            return Ok(());
+        }
+        let wait_ms = (self.timeout.as_millis() as u64 / 2).max(1);
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(self.min_replicas).arg(wait_ms);
+        let got: i64 = if self.cluster {
+            let mut con = self.con.clone();
+            self.bounded(Op::Wait, async move {
+                let v = con.on_primary_of(key, wait).await?;
+                redis::from_redis_value::<i64>(v).map_err(Into::into)
+            })
+            .await?
+        } else {
+            self.query(Op::Wait, &wait).await?
+        };
+        if got < self.min_replicas as i64 {
+            return Err(StoreError::NotReplicated {
+                got,
+                want: self.min_replicas,
+            });
+        }
+        Ok(())
     }
 
     /// `to` acknowledged message `id` from `sender`; `Ok(true)` for the first ack.

@@ -285,30 +285,9 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
             .arg(self.min_id(sent_at))
             .arg(self.inbox.ttl.as_millis() as u64);
         let (id, instances): (String, Vec<String>) = self.invoke(Op::Send, &inv).await?;
-        let parts = delivery.parts();
-        let payload = [parts.head.as_str(), &id, &parts.middle, parts.text].concat();
+        let payload = delivery.parts().around(&id);
         self.publish_to(&instances, &payload).await;
-        if self.min_replicas > 0 {
-            // The primary that holds the inbox took the XADD on this worker's connection to
-            // it; WAIT there counts its replicas (routed, not broadcast: redis-rs would ask
-            // every primary and take the minimum).
-            let wait_ms = (self.timeout.as_millis() as u64 / 2).max(1);
-            let mut wait = Self::cmd("WAIT");
-            wait.arg(self.min_replicas).arg(wait_ms);
-            let mut con = self.con.clone();
-            let got: i64 = self
-                .bounded(Op::Wait, async move {
-                    let v = con.on_primary_of(&inbox, wait).await?;
-                    redis::from_redis_value::<i64>(v).map_err(Into::into)
-                })
-                .await?;
-            if got < self.min_replicas as i64 {
-                return Err(StoreError::NotReplicated {
-                    got,
-                    want: self.min_replicas,
-                });
-            }
-        }
+        self.wait_replicated(&inbox).await?;
         Ok(id)
     }
 
@@ -376,8 +355,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
             .arg(crate::protocol::ROOM_HISTORY_LEN)
             .arg(self.room_history_ttl.as_secs().max(1));
         let (id, instances): (String, Vec<String>) = self.invoke(Op::RoomSend, &inv).await?;
-        let parts = delivery.parts();
-        let payload = [parts.head.as_str(), &id, &parts.middle, parts.text].concat();
+        let payload = delivery.parts().around(&id);
         self.publish_to(&instances, &payload).await;
         Ok(id)
     }
