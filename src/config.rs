@@ -160,6 +160,10 @@ pub struct ClusterSection {
     /// Seconds.
     pub drain_timeout: Option<u64>,
     pub advertise: Option<String>,
+    /// Pin each worker to one CPU of the allowed set (default true).
+    pub pin: Option<bool>,
+    /// Crashes of one child within 60 s before it is given up (default 10).
+    pub max_restarts: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

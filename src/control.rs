@@ -74,6 +74,23 @@ pub struct StatusReport {
     /// With `--advertise`: every live worker of the service, on every host.
     #[serde(default)]
     pub members: Vec<MemberStatus>,
+    /// The host chatctl runs on (from sysinfo); null if it could not be read.
+    #[serde(default)]
+    pub machine: Option<MachineStatus>,
+}
+
+/// The machine line of `chatctl status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineStatus {
+    /// Logical CPUs of the machine.
+    pub cpus: u32,
+    /// How busy all of them were during the status sample, 0–100.
+    pub cpu_percent: f64,
+    /// Load average over 1, 5 and 15 minutes.
+    pub load: [f64; 3],
+    pub memory_total_bytes: u64,
+    /// Memory the kernel can give without swapping (MemAvailable).
+    pub memory_available_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -104,7 +104,8 @@ fn init_logging(format: LogFormat) {
 fn main() -> anyhow::Result<()> {
     // Parsed first so that the log format applies to every line; clap prints its own errors.
     let args = Args::parse();
-    init_logging(args.log_format);
+    let log_format = args.log_format;
+    init_logging(log_format);
     raise_fd_limit();
     let config = WorkerConfig {
         redis_prefix: args.redis_prefix,
@@ -154,8 +155,13 @@ fn main() -> anyhow::Result<()> {
                     args.host, args.port
                 )
             })?;
-        // The harness and chatctl read this line to learn the port when --port 0 was given.
-        println!("listening on {}", listener.local_addr()?);
+        // The test harness reads this line to learn the port when --port 0 was given. With
+        // `--log-format json` it is a log event like the others, so every line parses.
+        let addr = listener.local_addr()?;
+        match log_format {
+            LogFormat::Text => println!("listening on {addr}"),
+            LogFormat::Json => tracing::info!("listening on {addr}"),
+        }
         run(config, listener, shutdown_signal()).await
     })
 }

@@ -16,8 +16,20 @@ pub struct Cli {
     /// reads it (its `[cluster] state_dir` too).
     #[arg(long, global = true, env = "CHATCTL_CONFIG")]
     pub config: Option<PathBuf>,
+    /// chatctl's own log lines (stderr): `text`, or `json` (one object per line, as
+    /// `chat-worker --log-format json`). With `up`, the workers log the same way, and in the
+    /// foreground every child's line is echoed as one JSON object with a `child` field.
+    #[arg(long, global = true, value_enum, env = "CHATCTL_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -136,6 +148,15 @@ pub struct UpArgs {
     /// and chatctl), or `off` [default: 127.0.0.1:9464].
     #[arg(long, value_name = "ADDR|off")]
     pub metrics: Option<String>,
+    /// `on` pins worker N to the N-th CPU this process may use (its affinity set, so a
+    /// cpuset or `taskset` is respected); `off` lets the kernel place them [default: on].
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub pin: Option<bool>,
+    /// A child that crashes this many times within 60 s is left `failed` (backoff doubles
+    /// from 100 ms to 10 s meanwhile); when that child is Redis or HAProxy, chatctl stops
+    /// everything and exits 1 so a service manager acts [default: 10].
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<usize>,
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {

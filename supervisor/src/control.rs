@@ -56,11 +56,10 @@ pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     }
     // The socket is created under umask 077, so it never exists with looser permissions, even
     // between bind and chmod. umask is process-wide: this runs before any child is spawned.
-    // SAFETY: umask has no preconditions and cannot fail.
-    let old = unsafe { libc::umask(0o077) };
+    use nix::sys::stat::{umask, Mode};
+    let old = umask(Mode::from_bits_truncate(0o077));
     let bound = UnixListener::bind(path);
-    // SAFETY: as above.
-    unsafe { libc::umask(old) };
+    umask(old);
     let listener =
         bound.with_context(|| format!("cannot create the control socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))

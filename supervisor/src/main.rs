@@ -55,14 +55,19 @@ const DETACHED_ENV: &str = "CHATCTL_DETACHED";
 fn main() -> ExitCode {
     // clap exits with status 2 on usage errors, as SPEC §2 asks.
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let log_json = cli.log_format == cli::LogFormat::Json;
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match cli.log_format {
+        cli::LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        cli::LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -75,6 +80,12 @@ fn main() -> ExitCode {
     };
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if log_json => {
+            // One more JSON line for the collector; `fields.message` keeps the prefix that
+            // `up --detach` looks for.
+            tracing::error!("chatctl: {e:#}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("chatctl: {e:#}");
             ExitCode::from(1)
@@ -86,7 +97,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => {
             let file = load_config(cli.config.as_ref()).map_err(anyhow::Error::msg)?;
-            up(cli.state_dir.as_ref(), &file, args).await
+            let log_json = cli.log_format == cli::LogFormat::Json;
+            up(cli.state_dir.as_ref(), &file, args, log_json).await
         }
         Command::Check { up, json } => {
             let file = load_config(cli.config.as_ref());
@@ -159,13 +171,19 @@ fn load_config(path: Option<&PathBuf>) -> Result<FileConfig, String> {
     }
 }
 
-async fn up(state_flag: Option<&PathBuf>, file: &FileConfig, args: UpArgs) -> anyhow::Result<()> {
+async fn up(
+    state_flag: Option<&PathBuf>,
+    file: &FileConfig,
+    args: UpArgs,
+    log_json: bool,
+) -> anyhow::Result<()> {
     let state_dir = settings::state_dir(state_flag, Some(file));
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let settings = settings::merge(&args, file, cores)
+    let mut settings = settings::merge(&args, file, cores)
         .map_err(|errors| anyhow::anyhow!("{}", errors.join("; ")))?;
+    settings.log_json = log_json;
     match control::probe(&state_dir.control_socket()).await {
         SocketProbe::Live(pid) => bail!(
             "a cluster is already up on {} (supervisor pid {pid}): use `chatctl status`, or `chatctl down` first",
@@ -318,7 +336,7 @@ async fn detach(state_dir: &StateDir, settings: &settings::Settings) -> anyhow::
     unsafe {
         use std::os::unix::process::CommandExt;
         cmd.pre_exec(|| {
-            libc::setsid();
+            nix::unistd::setsid()?;
             Ok(())
         });
     }
@@ -333,8 +351,7 @@ async fn detach(state_dir: &StateDir, settings: &settings::Settings) -> anyhow::
             let reason = tail
                 .lines()
                 .rev()
-                .find(|l| l.starts_with("chatctl: "))
-                .map(|l| l.trim_start_matches("chatctl: ").to_owned())
+                .find_map(fatal_reason)
                 .unwrap_or_else(|| format!("it exited with {status}; see {}", log_path.display()));
             bail!("{reason}");
         }
@@ -378,6 +395,17 @@ async fn detach(state_dir: &StateDir, settings: &settings::Settings) -> anyhow::
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The reason in chatctl's last line before a failed exit: `chatctl: REASON` in text, or the
+/// same as the message of a JSON line (`--log-format json`).
+fn fatal_reason(line: &str) -> Option<String> {
+    if let Some(reason) = line.strip_prefix("chatctl: ") {
+        return Some(reason.to_owned());
+    }
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let message = v["fields"]["message"].as_str()?;
+    message.strip_prefix("chatctl: ").map(str::to_owned)
 }
 
 /// `chatctl service`: the systemd unit for this install, with absolute paths.

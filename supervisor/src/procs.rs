@@ -12,16 +12,49 @@ use tokio::process::{Child, Command};
 /// A log file is rotated to `NAME.log.1` past this size, so logs never fill the disk.
 pub const LOG_CAP_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Whether (and how) a child's lines are copied to chatctl's stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Echo {
+    /// Detached: the log file only.
+    Off,
+    /// `NAME | line`, as PM2 and docker compose print.
+    Text,
+    /// One JSON object per line with a `child` field (`--log-format json`), so a collector
+    /// reading the journal parses every line.
+    Json,
+}
+
 /// One child's log: a size-capped file plus, in foreground mode, the terminal.
 pub struct LogSink {
     name: String,
     path: PathBuf,
     file: Mutex<Option<(std::fs::File, u64)>>,
-    echo: bool,
+    echo: Echo,
+}
+
+/// `line` of child `name` as one JSON object: a worker's JSON line gains `"child"`; any
+/// other line (HAProxy, Redis) is wrapped with a timestamp.
+pub fn json_echo(name: &str, line: &str) -> String {
+    let child = serde_json::Value::from(name).to_string();
+    let trimmed = line.trim();
+    if trimmed.starts_with('{')
+        && trimmed.ends_with('}')
+        && serde_json::from_str::<serde_json::Value>(trimmed).is_ok()
+    {
+        let rest = trimmed[1..].trim_start();
+        let sep = if rest.starts_with('}') { "" } else { "," };
+        return format!("{{\"child\":{child}{sep}{rest}");
+    }
+    serde_json::json!({
+        "timestamp": crate::logs::timestamp(),
+        "child": name,
+        "message": line,
+    })
+    .to_string()
 }
 
 impl LogSink {
-    pub fn new(name: &str, path: PathBuf, echo: bool) -> Arc<LogSink> {
+    pub fn new(name: &str, path: PathBuf, echo: Echo) -> Arc<LogSink> {
         Arc::new(LogSink {
             name: name.to_owned(),
             path,
@@ -31,10 +64,16 @@ impl LogSink {
     }
 
     pub fn line(&self, line: &str) {
-        if self.echo {
-            // Prefixed by name, as PM2 and docker compose do.
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{:>10} | {line}", self.name);
+        match self.echo {
+            Echo::Off => {}
+            Echo::Text => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{:>10} | {line}", self.name);
+            }
+            Echo::Json => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", json_echo(&self.name, line));
+            }
         }
         let Ok(mut guard) = self.file.lock() else {
             return;
@@ -74,28 +113,32 @@ pub fn pump(reader: impl AsyncRead + Unpin + Send + 'static, sink: Arc<LogSink>)
 /// Prepares `cmd` to run in its own process group, die with the supervisor, and (when
 /// `core` is given) run only on that core.
 pub fn harden(cmd: &mut Command, core: Option<u32>) {
-    let supervisor = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (setpgid, prctl, getppid, sched_setaffinity, _exit).
+    use nix::sched::{sched_setaffinity, CpuSet};
+    use nix::unistd::{getppid, setpgid, Pid};
+    let supervisor = Pid::this();
+    // The set is built here, before fork: the closure then only makes syscalls.
+    let mut pinned = None;
+    if let Some(core) = core {
+        let mut set = CpuSet::new();
+        if set.set(core as usize).is_ok() {
+            pinned = Some(set);
+        }
+    }
+    // SAFETY: the closure runs in the forked child before exec and makes only
+    // async-signal-safe syscalls (setpgid, prctl, getppid, sched_setaffinity).
     unsafe {
         cmd.pre_exec(move || {
-            // Failures are returned (not ignored): an unhardened worker could outlive us.
-            if libc::setpgid(0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
+            // Failures fail the spawn (not ignored): an unhardened worker could outlive us.
+            setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
+            // The supervisor may have died between fork and prctl: then nobody would stop us.
+            if getppid() != supervisor {
+                return Err(std::io::Error::other(
+                    "the supervisor exited during the spawn",
+                ));
             }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The supervisor may have died between fork and prctl.
-            if libc::getppid() != supervisor {
-                libc::_exit(1);
-            }
-            if let Some(core) = core {
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                libc::CPU_SET(core as usize, &mut set);
-                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+            if let Some(set) = &pinned {
+                sched_setaffinity(Pid::from_raw(0), set)?;
             }
             Ok(())
         });
@@ -104,16 +147,14 @@ pub fn harden(cmd: &mut Command, core: Option<u32>) {
 
 /// The CPUs this process may run on (its `sched_getaffinity` set); empty if unreadable.
 pub fn allowed_cpus() -> Vec<u32> {
-    // SAFETY: a zeroed cpu_set_t is valid, and the kernel writes at most its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as u32)
-            .filter(|&c| libc::CPU_ISSET(c as usize, &set))
-            .collect()
-    }
+    use nix::sched::{sched_getaffinity, CpuSet};
+    let Ok(set) = sched_getaffinity(nix::unistd::Pid::from_raw(0)) else {
+        return Vec::new();
+    };
+    (0..CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap_or(false))
+        .map(|c| c as u32)
+        .collect()
 }
 
 /// The core worker `index` is pinned to: the (index mod n)-th CPU of the `allowed` set
@@ -140,11 +181,10 @@ pub fn spawn_logged(cmd: &mut Command, sink: Arc<LogSink>) -> std::io::Result<Ch
     Ok(child)
 }
 
-pub fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) on a pid this supervisor spawned and has not reaped yet.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
+/// Sends `sig` to `pid`, a child this supervisor spawned and has not reaped yet (so the pid
+/// cannot have been reused). A child that is already gone is not an error here.
+pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
 }
 
 /// Finds `name` on PATH (or takes it as a path when it has a slash).
@@ -175,46 +215,64 @@ pub fn worker_binary() -> Option<PathBuf> {
 /// Soft RLIMIT_NOFILE raised to the hard limit; returns the limit now in force. Children
 /// inherit it, and HAProxy's maxconn is sized from it.
 pub fn raise_fd_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
     };
-    // SAFETY: getrlimit/setrlimit read and write only the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 1024;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return lim.rlim_max;
-            }
-        }
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
     }
-    lim.rlim_cur
+    soft
 }
 
-/// CPU time (user + system, clock ticks) and RSS (bytes) of `pid` from /proc.
-pub fn proc_usage(pid: u32) -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no memory effects.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-    Some((ticks, pages * page))
+/// CPU % and RSS of some processes, and the machine line, sampled through sysinfo.
+#[derive(Default)]
+pub struct UsageSample {
+    /// pid → (CPU % of one core over the sample, RSS bytes).
+    pub processes: std::collections::HashMap<u32, (f64, u64)>,
+    pub machine: Option<chat::control::MachineStatus>,
 }
 
-/// Clock ticks per second for [`proc_usage`].
-pub fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no memory effects.
-    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as u64
+/// Samples `pids` and the machine twice, `interval` apart: CPU figures are what was used in
+/// between (a single read would only give totals since start).
+pub async fn sample_usage(pids: &[u32], interval: std::time::Duration) -> UsageSample {
+    use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+    let Ok(mut sys) = System::new() else {
+        return UsageSample::default();
+    };
+    let wanted: Vec<Pid> = pids.iter().map(|&p| Pid::from_u32(p)).collect();
+    let kind = ProcessRefreshKind::nothing().with_cpu().with_memory();
+    sys.refresh_processes_specifics(ProcessesToUpdate::Some(&wanted), true, kind);
+    sys.refresh_cpu_usage();
+    let cpu_ms = |sys: &System, pid: u32| {
+        sys.process(Pid::from_u32(pid))
+            .map(|p| p.accumulated_cpu_time())
+    };
+    let before: Vec<Option<u64>> = pids.iter().map(|&p| cpu_ms(&sys, p)).collect();
+    tokio::time::sleep(interval).await;
+    sys.refresh_processes_specifics(ProcessesToUpdate::Some(&wanted), true, kind);
+    sys.refresh_cpu_usage();
+    sys.refresh_memory();
+    let span_ms = interval.as_secs_f64() * 1000.0;
+    let mut sample = UsageSample::default();
+    for (&pid, before) in pids.iter().zip(before) {
+        let Some(p) = sys.process(Pid::from_u32(pid)) else {
+            continue;
+        };
+        let used = before.map_or(0, |b| p.accumulated_cpu_time().saturating_sub(b));
+        sample
+            .processes
+            .insert(pid, (used as f64 / span_ms * 100.0, p.memory()));
+    }
+    let load = System::load_average().ok();
+    sample.machine = load.map(|l| chat::control::MachineStatus {
+        cpus: sys.cpus().len() as u32,
+        cpu_percent: (f64::from(sys.global_cpu_usage()) * 10.0).round() / 10.0,
+        load: [l.one, l.five, l.fifteen],
+        memory_total_bytes: sys.total_memory(),
+        memory_available_bytes: sys.available_memory(),
+    });
+    sample
 }
 
 /// Opens a log for appending: created 0600 (mode at open), never through a symlink.
@@ -224,7 +282,7 @@ pub fn open_private_append(path: &std::path::Path) -> std::io::Result<std::fs::F
         .create(true)
         .append(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .open(path)
 }
 
@@ -232,17 +290,21 @@ pub fn open_private_append(path: &std::path::Path) -> std::io::Result<std::fs::F
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_our_own_usage() {
-        let (_, rss) = proc_usage(std::process::id()).unwrap();
-        assert!(rss > 1024 * 1024);
+    #[tokio::test]
+    async fn samples_our_own_usage_and_the_machine() {
+        let me = std::process::id();
+        let sample = sample_usage(&[me], std::time::Duration::from_millis(50)).await;
+        let (cpu, rss) = sample.processes[&me];
+        assert!(rss > 1024 * 1024 && cpu >= 0.0, "{cpu} {rss}");
+        let m = sample.machine.unwrap();
+        assert!(m.cpus >= 1 && m.memory_total_bytes >= m.memory_available_bytes);
     }
 
     #[test]
     fn log_sink_rotates_past_the_cap() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.log");
-        let sink = LogSink::new("w", path.clone(), false);
+        let sink = LogSink::new("w", path.clone(), Echo::Off);
         let line = "x".repeat(1024 * 1024);
         for _ in 0..20 {
             sink.line(&line);
@@ -250,6 +312,22 @@ mod tests {
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         assert!(size <= LOG_CAP_BYTES + line.len() as u64 + 1, "{size}");
         assert!(dir.path().join("w.log.1").exists());
+    }
+
+    #[test]
+    fn echoed_json_lines_name_their_child() {
+        let worker = json_echo("worker-0", r#"{"timestamp":"t","level":"INFO"}"#);
+        let v: serde_json::Value = serde_json::from_str(&worker).unwrap();
+        assert_eq!(
+            (v["child"].as_str(), v["level"].as_str()),
+            (Some("worker-0"), Some("INFO"))
+        );
+        let empty: serde_json::Value = serde_json::from_str(&json_echo("w", "{}")).unwrap();
+        assert_eq!(empty["child"], "w");
+        let text: serde_json::Value =
+            serde_json::from_str(&json_echo("haproxy", "[NOTICE] \"quoted\" {x")).unwrap();
+        assert_eq!(text["message"], "[NOTICE] \"quoted\" {x");
+        assert_eq!(text["child"], "haproxy");
     }
 
     #[test]

@@ -44,6 +44,12 @@ pub struct Settings {
     pub redis_maxmemory: u64,
     pub drain_timeout: Duration,
     pub advertise: Option<String>,
+    /// Workers pinned one per CPU of the allowed set (`--pin`, `[cluster] pin`).
+    pub pin: bool,
+    /// Crashes of one child within 60 s before it is left `failed` (`--max-restarts`).
+    pub max_restarts: usize,
+    /// `--log-format json`: workers log JSON, and echoed child lines are JSON objects.
+    pub log_json: bool,
     pub haproxy: HaproxySettings,
     pub limits: Limits,
     pub auth_secret: Option<String>,
@@ -202,6 +208,16 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
             "[redis] maxmemory must be at least {MIN_REDIS_MAXMEMORY} bytes (an integer number of bytes), not {redis_maxmemory}"
         ));
     }
+    let max_restarts = flags
+        .max_restarts
+        .or(file.cluster.max_restarts)
+        .unwrap_or(10);
+    if max_restarts == 0 {
+        errors.push(
+            "--max-restarts ([cluster] max_restarts) must be at least 1: the crash that leaves a child failed is counted"
+                .into(),
+        );
+    }
     let metrics = parse_metrics(flags.metrics.as_deref().or(file.metrics.listen.as_deref()))
         .unwrap_or_else(|e| {
             errors.push(e);
@@ -228,6 +244,9 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
                 .unwrap_or(10),
         ),
         advertise: flags.advertise.clone().or(file.cluster.advertise.clone()),
+        pin: flags.pin.or(file.cluster.pin).unwrap_or(true),
+        log_json: false,
+        max_restarts,
         haproxy: HaproxySettings {
             enabled: flags.haproxy.or(file.haproxy.enabled).unwrap_or(true),
             binary: file
@@ -263,6 +282,18 @@ mod tests {
         assert_eq!(s.redis, RedisChoice::Embedded);
         assert_eq!(s.min_replicas_acked, 0);
         assert!(s.haproxy.enabled);
+        assert!(s.pin);
+    }
+
+    #[test]
+    fn pin_from_the_file_and_the_flag() {
+        let file = FileConfig::parse("[cluster]\npin = false\n").unwrap();
+        assert!(!merge(&UpArgs::default(), &file, 2).unwrap().pin);
+        let flags = UpArgs {
+            pin: Some(true),
+            ..Default::default()
+        };
+        assert!(merge(&flags, &file, 2).unwrap().pin);
     }
 
     #[test]

@@ -186,6 +186,22 @@ pub fn render(r: &StatusReport) -> String {
         "chatctl  pid {}  state dir {}",
         r.supervisor.pid, r.supervisor.state_dir
     );
+    if let Some(m) = &r.machine {
+        let _ = writeln!(
+            out,
+            "machine  {} CPUs  {:.0}% busy  load {:.2} {:.2} {:.2}  memory {} used of {}",
+            m.cpus,
+            m.cpu_percent,
+            m.load[0],
+            m.load[1],
+            m.load[2],
+            human_bytes(
+                m.memory_total_bytes
+                    .saturating_sub(m.memory_available_bytes)
+            ),
+            human_bytes(m.memory_total_bytes)
+        );
+    }
     out
 }
 
@@ -233,8 +249,21 @@ mod tests {
                 nodes: Vec::new(),
             },
             members: vec![],
+            machine: Some(MachineStatus {
+                cpus: 2,
+                cpu_percent: 37.4,
+                load: [0.52, 0.4, 0.31],
+                memory_total_bytes: 24 << 30,
+                memory_available_bytes: 20 << 30,
+            }),
         };
         let t = render(&r);
+        assert!(
+            t.contains(
+                "machine  2 CPUs  37% busy  load 0.52 0.40 0.31  memory 4.0 GiB used of 24.0 GiB"
+            ),
+            "{t}"
+        );
         assert!(t.contains("worker-0  42   30001  0     up     1m15s   2         10     7      1.5%  8.0 MiB  UP"), "{t}");
         assert!(t.contains("config generation 3"));
         assert!(t.contains("up, 0.12 ms round trip"));
@@ -286,6 +315,7 @@ mod tests {
                 pid: Some(42),
                 local: true,
             }],
+            machine: None,
         };
         let t = render(&r);
         let row = |name: &str| {

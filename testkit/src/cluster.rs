@@ -50,6 +50,8 @@ pub struct Cluster {
     pub port: u16,
     /// The network namespace chatctl runs in, if any.
     netns: Option<String>,
+    /// `RUST_LOG` for chatctl (and so the supervisor and workers it starts).
+    rust_log: &'static str,
 }
 
 impl Cluster {
@@ -59,6 +61,15 @@ impl Cluster {
 
     /// `chatctl up --detach` on 127.0.0.1 with probed free ports, plus `extra` flags.
     pub fn up_with(workers: u32, extra: &[&str]) -> Cluster {
+        Self::up_local(workers, extra, "warn")
+    }
+
+    /// As [`Cluster::up_with`], everything logging at `info` (the default is `warn`).
+    pub fn up_logging_info(workers: u32, extra: &[&str]) -> Cluster {
+        Self::up_local(workers, extra, "info")
+    }
+
+    fn up_local(workers: u32, extra: &[&str], rust_log: &'static str) -> Cluster {
         let port = crate::free_port_range(1);
         let base = crate::free_port_range(8);
         let (workers, port_s, base_s) = (workers.to_string(), port.to_string(), base.to_string());
@@ -73,12 +84,16 @@ impl Cluster {
             "127.0.0.1",
         ];
         args.extend_from_slice(extra);
-        Self::up_in(None, port, &args)
+        Self::start(None, port, &args, rust_log)
     }
 
     /// `chatctl up ARGS --detach` exactly as given (ports included), inside `netns` if given;
     /// `port` is the public port those arguments chose (0 for none).
     pub fn up_in(netns: Option<&str>, port: u16, args: &[&str]) -> Cluster {
+        Self::start(netns, port, args, "warn")
+    }
+
+    fn start(netns: Option<&str>, port: u16, args: &[&str], rust_log: &'static str) -> Cluster {
         let worker = bin("chatctl").with_file_name("chat-worker");
         assert!(
             worker.is_file(),
@@ -89,6 +104,7 @@ impl Cluster {
             dir: crate::redis::short_tempdir("ctl"),
             port,
             netns: netns.map(str::to_owned),
+            rust_log,
         };
         let out = c.run(&[&["up"], args, &["--detach"]].concat());
         assert!(
@@ -109,6 +125,7 @@ impl Cluster {
             dir: crate::redis::short_tempdir("cfg"),
             port,
             netns: None,
+            rust_log: "warn",
         };
         let config = c.path().with_extension("toml");
         std::fs::write(
@@ -139,7 +156,7 @@ impl Cluster {
                 .env_remove("CHATCTL_STATE_DIR")
                 .env_remove("CHATCTL_WORKER_BIN")
                 .current_dir(self.path())
-                .env("RUST_LOG", "warn"),
+                .env("RUST_LOG", self.rust_log),
             CHATCTL_LIMIT,
         )
     }
@@ -154,7 +171,7 @@ impl Cluster {
                 .args(args)
                 // From the state dir, so no ./chat.toml of the caller's is picked up.
                 .current_dir(self.path())
-                .env("RUST_LOG", "warn"),
+                .env("RUST_LOG", self.rust_log),
             CHATCTL_LIMIT,
         )
     }

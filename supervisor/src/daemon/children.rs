@@ -125,14 +125,14 @@ impl Supervisor {
     pub(super) async fn stop_child(&self, c: ChildId, grace: Duration) {
         self.apply(c, Event::Stop);
         let Some(pid) = self.pid_of(c) else { return };
-        procs::signal(pid, libc::SIGTERM);
+        procs::signal(pid, nix::sys::signal::Signal::SIGTERM);
         let gone = || {
             let g = self.pid_of(c) != Some(pid);
             async move { g.then_some(()) }
         };
         if wait_until(Instant::now() + grace, gone).await.is_none() {
             tracing::warn!("{c} did not stop within {} s; killing it", grace.as_secs());
-            procs::signal(pid, libc::SIGKILL);
+            procs::signal(pid, nix::sys::signal::Signal::SIGKILL);
             wait_until(Instant::now() + Duration::from_secs(5), gone).await;
         }
     }
@@ -190,10 +190,13 @@ impl Supervisor {
             Some(secret) => cmd.env(chat::auth::SECRET_ENV, secret),
             None => cmd.env_remove(chat::auth::SECRET_ENV),
         };
+        if self.settings.log_json {
+            cmd.args(["--log-format", "json"]);
+        }
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
-        harden(&mut cmd, Some(core));
+        harden(&mut cmd, core);
         Ok(cmd)
     }
 }
@@ -212,21 +215,10 @@ fn describe_exit(status: &std::io::Result<ExitStatus>) -> String {
 }
 
 fn signal_name(sig: i32) -> String {
-    let name = match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGTERM => "SIGTERM",
-        _ => return format!("signal {sig}"),
-    };
-    name.to_owned()
+    match nix::sys::signal::Signal::try_from(sig) {
+        Ok(known) => known.as_str().to_owned(),
+        Err(_) => format!("signal {sig}"),
+    }
 }
 
 #[cfg(test)]
@@ -237,7 +229,9 @@ mod tests {
     #[test]
     fn exits_are_described_in_words() {
         assert_eq!(
-            describe_exit(&Ok(ExitStatus::from_raw(libc::SIGKILL))),
+            describe_exit(&Ok(ExitStatus::from_raw(
+                nix::sys::signal::Signal::SIGKILL as i32
+            ))),
             "killed by SIGKILL"
         );
         assert_eq!(

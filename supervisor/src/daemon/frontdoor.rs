@@ -117,7 +117,7 @@ impl Supervisor {
         let pid = self
             .pid_of(ChildId::Haproxy)
             .context("haproxy is not running")?;
-        procs::signal(pid, libc::SIGUSR2);
+        procs::signal(pid, nix::sys::signal::Signal::SIGUSR2);
         self.wait_haproxy(generation).await
     }
 

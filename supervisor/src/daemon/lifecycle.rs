@@ -21,6 +21,8 @@ pub struct Life {
     health: u16,
     /// We stop it on purpose: its exit is not a crash and nothing restarts it.
     stopping: bool,
+    /// Crashes within the policy's window before it is left `failed` (`--max-restarts`).
+    max_crashes: usize,
 }
 
 impl Default for Life {
@@ -34,11 +36,19 @@ impl Default for Life {
             history: CrashHistory::default(),
             health: 0,
             stopping: false,
+            max_crashes: policy().max_crashes,
         }
     }
 }
 
 impl Life {
+    /// A child left `failed` at its `max_crashes`-th crash within the policy's window.
+    pub fn giving_up_after(max_crashes: usize) -> Life {
+        Life {
+            max_crashes: max_crashes.max(1),
+            ..Life::default()
+        }
+    }
     pub fn state(&self) -> WorkerState {
         self.state
     }
@@ -118,7 +128,11 @@ pub fn step(mut life: Life, event: Event, now: Instant) -> (Life, Vec<Action>) {
             life.health = 0;
             if !life.stopping {
                 let started = life.started_at.unwrap_or(now);
-                let decision = policy().on_crash(&mut life.history, started, now);
+                let policy = RestartPolicy {
+                    max_crashes: life.max_crashes,
+                    ..policy()
+                };
+                let decision = policy.on_crash(&mut life.history, started, now);
                 life.restarts += 1;
                 match decision {
                     Decision::RestartAfter(delay) => {

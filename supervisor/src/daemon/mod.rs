@@ -25,7 +25,7 @@ pub use preflight::{check_private_dir, open_door_warning, preflight, Preflight};
 pub use scrape::{bind_metrics, serve as serve_metrics};
 
 use crate::membership::MemberInfo;
-use crate::procs::{self, LogSink};
+use crate::procs::{self, Echo, LogSink};
 use crate::settings::Settings;
 use chat::paths::StateDir;
 use children::ChildId;
@@ -43,7 +43,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// One worker position (id ↔ port ↔ core).
 struct Slot {
     port: u16,
-    core: u32,
+    /// `None` with `--pin off`.
+    core: Option<u32>,
     life: Life,
 }
 
@@ -115,6 +116,7 @@ impl Supervisor {
             ),
             None => None,
         };
+        let max_restarts = settings.max_restarts;
         Ok(Arc::new(Supervisor {
             link,
             fd_limit: procs::raise_fd_limit(),
@@ -127,7 +129,11 @@ impl Supervisor {
             haproxy_bin: pre.haproxy_bin,
             echo,
             redis,
-            shared: Mutex::new(Shared::default()),
+            shared: Mutex::new(Shared {
+                redis: Life::giving_up_after(max_restarts),
+                haproxy: Life::giving_up_after(max_restarts),
+                ..Shared::default()
+            }),
             ops: tokio::sync::Mutex::new(()),
             shutdown,
         }))
@@ -143,7 +149,12 @@ impl Supervisor {
     }
 
     fn sink(&self, name: &str) -> Arc<LogSink> {
-        LogSink::new(name, self.state_dir.log(name), self.echo)
+        let echo = match (self.echo, self.settings.log_json) {
+            (false, _) => Echo::Off,
+            (true, false) => Echo::Text,
+            (true, true) => Echo::Json,
+        };
+        LogSink::new(name, self.state_dir.log(name), echo)
     }
 
     /// The child that has failed for good (crashed too often to be restarted), if the

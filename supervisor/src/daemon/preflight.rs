@@ -101,8 +101,7 @@ pub fn check_private_dir(dir: &Path) -> Result<(), String> {
             dir.display()
         ));
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me {
         return Err(format!(
             "state dir {} is owned by uid {}, not by us (uid {me}): use a dir of your own, or `chown {me} {}`",
@@ -192,7 +191,7 @@ pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .write(true)
         .truncate(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     f.write_all(text.as_bytes())?;

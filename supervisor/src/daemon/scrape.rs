@@ -227,6 +227,7 @@ mod tests {
                 nodes: Vec::new(),
             },
             members: vec![],
+            machine: None,
         };
         let out = chatctl_series(&report);
         assert!(out.contains("chatctl_child_restarts_total{child=\"worker-0\"} 2"));

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 struct Snap {
     id: u32,
     port: u16,
-    core: u32,
+    core: Option<u32>,
     state: WorkerState,
     pid: Option<u32>,
     restarts: u32,
@@ -41,7 +41,7 @@ impl Supervisor {
                 health: s.life.health(),
             })
             .collect();
-        let workers = self.worker_statuses(slots).await;
+        let (workers, machine) = self.worker_statuses(slots).await;
         let generation = self.lock().generation;
         let servers = if self.settings.haproxy.enabled {
             let csv = haproxy::cli(&self.state_dir.haproxy_admin_socket(), "show stat")
@@ -69,6 +69,7 @@ impl Supervisor {
             })
             .collect();
         StatusReport {
+            machine,
             members,
             supervisor: SupervisorStatus {
                 pid: std::process::id(),
@@ -92,24 +93,16 @@ impl Supervisor {
         }
     }
 
-    async fn worker_statuses(&self, slots: Vec<Snap>) -> Vec<WorkerStatus> {
-        // CPU %: two /proc samples an interval apart.
-        let interval = Duration::from_millis(250);
-        let before: Vec<Option<(u64, u64)>> = slots
-            .iter()
-            .map(|s| s.pid.and_then(procs::proc_usage))
-            .collect();
-        tokio::time::sleep(interval).await;
-        let ticks = procs::clock_ticks() as f64;
+    /// The worker rows and the machine line, from one usage sample.
+    async fn worker_statuses(
+        &self,
+        slots: Vec<Snap>,
+    ) -> (Vec<WorkerStatus>, Option<chat::control::MachineStatus>) {
+        let pids: Vec<u32> = slots.iter().filter_map(|s| s.pid).collect();
+        let usage = procs::sample_usage(&pids, Duration::from_millis(250)).await;
         let mut workers = Vec::new();
-        for (i, w) in slots.into_iter().enumerate() {
-            let after = w.pid.and_then(procs::proc_usage);
-            let cpu_percent = match (before[i], after) {
-                (Some((t0, _)), Some((t1, _))) => {
-                    Some(((t1.saturating_sub(t0)) as f64 / ticks) / interval.as_secs_f64() * 100.0)
-                }
-                _ => None,
-            };
+        for w in slots {
+            let measured = w.pid.and_then(|p| usage.processes.get(&p).copied());
             let metrics = match w.pid {
                 Some(_) => worker_metrics(self.worker_host(), w.port).await,
                 None => None,
@@ -118,17 +111,17 @@ impl Supervisor {
                 id: w.id,
                 pid: w.pid,
                 port: w.port,
-                core: Some(w.core),
+                core: w.core,
                 state: w.state,
                 restarts: w.restarts,
                 connections: metrics.map(|m| m.0),
                 users: metrics.map(|m| m.1),
-                cpu_percent: cpu_percent.map(|c| (c * 10.0).round() / 10.0),
-                rss_bytes: after.map(|a| a.1),
+                cpu_percent: measured.map(|(c, _)| (c * 10.0).round() / 10.0),
+                rss_bytes: measured.map(|(_, rss)| rss),
                 uptime_secs: w.pid.and(w.started).map(|t| t.elapsed().as_secs()),
                 health: w.health,
             });
         }
-        workers
+        (workers, usage.machine)
     }
 }

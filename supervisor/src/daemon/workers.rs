@@ -18,9 +18,11 @@ impl Supervisor {
             id,
             Slot {
                 port,
-                core: crate::procs::core_for(&self.cpus, id as usize)
-                    .unwrap_or_else(|| worker_core(id, self.cores)),
-                life: Life::default(),
+                core: self.settings.pin.then(|| {
+                    crate::procs::core_for(&self.cpus, id as usize)
+                        .unwrap_or_else(|| worker_core(id, self.cores))
+                }),
+                life: Life::giving_up_after(self.settings.max_restarts),
             },
         );
         Ok(())
