@@ -91,6 +91,9 @@ pub enum Command {
         /// Only the last N lines (of each log).
         #[arg(short = 'n', long, value_name = "N")]
         lines: Option<usize>,
+        /// One JSON object per line: `{"child","timestamp","line"}`.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions { shell: clap_complete::Shell },
@@ -105,6 +108,9 @@ pub enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 86_400)]
         ttl: u64,
+        /// One JSON object: `{"username","token","ttl_secs"}`.
+        #[arg(long)]
+        json: bool,
     },
 }
 

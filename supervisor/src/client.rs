@@ -139,17 +139,26 @@ pub(crate) async fn client(state_dir: &StateDir, command: Command) -> anyhow::Re
             name,
             follow,
             lines,
-        } => logs::show(state_dir, name.as_deref(), follow, lines).await?,
-        Command::Token { username, ttl } => {
+            json,
+        } => logs::show(state_dir, name.as_deref(), follow, lines, json).await?,
+        Command::Token {
+            username,
+            ttl,
+            json,
+        } => {
             match request(
                 state_dir,
                 &Request::Token {
-                    username,
+                    username: username.clone(),
                     ttl_secs: ttl,
                 },
             )
             .await?
             {
+                Response::Token { token } if json => println!(
+                    "{}",
+                    serde_json::json!({"username": username, "token": token, "ttl_secs": ttl})
+                ),
                 Response::Token { token } => println!("{token}"),
                 other => {
                     expect_done(other)?;

@@ -59,6 +59,7 @@ pub async fn show(
     name: Option<&str>,
     follow: bool,
     last: Option<usize>,
+    json: bool,
 ) -> anyhow::Result<()> {
     let names = available(state_dir);
     let chosen: Vec<String> = match name {
@@ -107,7 +108,9 @@ pub async fn show(
                 _ => 0,
             };
             for line in &lines[skip..] {
-                if prefix {
+                if json {
+                    let _ = writeln!(out, "{}", json_line(name, line));
+                } else if prefix {
                     let _ = writeln!(out, "{name:>10} | {line}");
                 } else {
                     let _ = writeln!(out, "{line}");
@@ -121,8 +124,32 @@ pub async fn show(
     }
 }
 
+/// A log file's line (`TIMESTAMP text`, as chatctl writes them) as one JSON object.
+fn json_line(child: &str, line: &str) -> String {
+    let (timestamp, text) = match line.split_once(' ') {
+        Some((ts, rest)) if ts.len() == 24 && ts.ends_with('Z') => (Some(ts), rest),
+        _ => (None, line),
+    };
+    serde_json::json!({"child": child, "timestamp": timestamp, "line": text}).to_string()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn json_lines_split_the_timestamp() {
+        let v: serde_json::Value = serde_json::from_str(&super::json_line(
+            "worker-0",
+            "2026-11-28T16:32:23.007Z listening on 127.0.0.1:1",
+        ))
+        .unwrap();
+        assert_eq!(v["timestamp"], "2026-11-28T16:32:23.007Z");
+        assert_eq!(v["line"], "listening on 127.0.0.1:1");
+        let bare: serde_json::Value =
+            serde_json::from_str(&super::json_line("redis", "no stamp")).unwrap();
+        assert!(bare["timestamp"].is_null());
+        assert_eq!(bare["line"], "no stamp");
+    }
+
     #[test]
     fn utc_timestamps() {
         assert_eq!(super::format_utc(0, 0), "1970-01-01T00:00:00.000Z");

@@ -344,6 +344,7 @@ async fn detach(state_dir: &StateDir, settings: &settings::Settings) -> anyhow::
         .spawn()
         .context("cannot start the background supervisor")?;
     let deadline = Instant::now() + Duration::from_secs(90);
+    let mut announced = std::collections::BTreeSet::new();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -362,6 +363,9 @@ async fn detach(state_dir: &StateDir, settings: &settings::Settings) -> anyhow::
         )
         .await
         {
+            for line in status::newly_ready(&s, &mut announced) {
+                println!("{line}");
+            }
             let ready = s.workers.len() == workers as usize
                 && s.workers
                     .iter()

@@ -67,6 +67,47 @@ pub fn render_coloured(r: &StatusReport, colour: bool) -> String {
     out
 }
 
+/// One line per part of the cluster that is ready in `r` and not in `announced` yet (which
+/// remembers it): `up --detach` prints them as the cluster comes up.
+pub fn newly_ready(
+    r: &StatusReport,
+    announced: &mut std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    let mut ready = Vec::new();
+    if r.redis.up {
+        ready.push(("redis".to_owned(), format!("redis ready ({})", r.redis.url)));
+    }
+    for w in &r.workers {
+        if w.state == chat::control::WorkerState::Up {
+            ready.push((
+                format!("worker-{}", w.id),
+                format!(
+                    "worker-{} ready on port {} (pid {})",
+                    w.id,
+                    w.port,
+                    opt(w.pid)
+                ),
+            ));
+        }
+    }
+    let workers_up = r
+        .workers
+        .iter()
+        .all(|w| w.state == chat::control::WorkerState::Up);
+    // Announced after the workers, the order in which `up` starts them.
+    if let (Some(pid), true) = (r.haproxy.pid, workers_up) {
+        ready.push((
+            "haproxy".to_owned(),
+            format!("haproxy started on port {} (pid {pid})", r.haproxy.port),
+        ));
+    }
+    ready
+        .into_iter()
+        .filter(|(part, _)| announced.insert(part.clone()))
+        .map(|(_, line)| line)
+        .collect()
+}
+
 pub fn render(r: &StatusReport) -> String {
     let mut rows = vec![[
         "name", "pid", "port", "core", "state", "uptime", "restarts", "conns", "users", "cpu",
@@ -257,6 +298,16 @@ mod tests {
                 memory_available_bytes: 20 << 30,
             }),
         };
+        let mut announced = std::collections::BTreeSet::new();
+        assert_eq!(
+            newly_ready(&r, &mut announced),
+            [
+                "redis ready (redis+unix:///s/redis.sock)",
+                "worker-0 ready on port 30001 (pid 42)",
+                "haproxy started on port 8080 (pid 9)"
+            ]
+        );
+        assert!(newly_ready(&r, &mut announced).is_empty(), "each part once");
         let t = render(&r);
         assert!(
             t.contains(

@@ -155,6 +155,16 @@ async fn logs_last_lines_carry_timestamps() {
     }
     let all = c.ok(&["logs", "worker-0"]);
     assert!(all.lines().count() > 3, "{all}");
+    let json = c.ok(&["logs", "worker-0", "-n", "2", "--json"]);
+    assert_eq!(json.lines().count(), 2, "{json}");
+    for l in json.lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["child"], "worker-0", "{l}");
+        assert!(
+            v["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{l}"
+        );
+    }
 }
 
 #[test]

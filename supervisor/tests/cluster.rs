@@ -7,7 +7,7 @@
 
 use chat_testkit::cluster::chatctl_at;
 use chat_testkit::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::Path;
 
 async fn roundtrip(from: &Client, to: &mut Client, to_name: &str, text: &str) {
@@ -280,6 +280,16 @@ async fn chatctl_token_logs_in_when_auth_is_on() {
     let c = Cluster::up_with(1, &["--config", cfg.path().to_str().unwrap()]);
     let token = c.ok(&["token", "alice", "--ttl", "60"]).trim().to_owned();
     assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let as_json: Value =
+        serde_json::from_str(&c.ok(&["token", "alice", "--ttl", "60", "--json"])).unwrap();
+    assert_eq!(
+        (as_json["username"].as_str(), as_json["ttl_secs"].as_u64()),
+        (Some("alice"), Some(60))
+    );
+    assert_eq!(
+        as_json["token"].as_str().map(|t| t.split('.').count()),
+        Some(3)
+    );
     let client = Client::connect(&c.url()).await.unwrap();
     let denied = client
         .emit_ack("log in", json!({"username": "alice"}))

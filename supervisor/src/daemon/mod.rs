@@ -188,6 +188,10 @@ impl Supervisor {
         if self.redis.embedded {
             self.spawn_child(ChildId::Redis)?;
             self.wait_redis().await?;
+            tracing::info!(
+                "redis ready (embedded, pid {})",
+                opt_pid(self.pid_of(ChildId::Redis))
+            );
         } else if self.redis_ping().await.is_none() {
             tracing::warn!(
                 "redis at {} does not answer yet; workers will report 503 until it does",
@@ -200,6 +204,11 @@ impl Supervisor {
         }
         for id in 0..self.settings.workers {
             self.wait_worker_healthy(id).await?;
+            tracing::info!(
+                "worker-{id} ready on port {} (pid {})",
+                self.worker_port(id).unwrap_or(0),
+                opt_pid(self.pid_of(ChildId::Worker(id)))
+            );
         }
         if self.link.is_some() {
             self.register_local().await;
@@ -210,10 +219,19 @@ impl Supervisor {
             let generation = self.write_cfg().await?;
             self.spawn_child(ChildId::Haproxy)?;
             self.wait_haproxy(generation).await?;
+            tracing::info!(
+                "haproxy ready on port {} (pid {})",
+                self.settings.port,
+                opt_pid(self.pid_of(ChildId::Haproxy))
+            );
         }
         tokio::spawn(self.clone().health_loop());
         Ok(())
     }
+}
+
+fn opt_pid(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "-".to_owned(), |p| p.to_string())
 }
 
 /// Sleeps a second; `false` once shutdown was requested (the loops then end).
