@@ -18,7 +18,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$ROOT/target/release
+# BIN: another build's binaries (chatctl, chat-worker, chat-bench), used as they are.
+BIN=${BIN:-$ROOT/target/release}
 NCPU=$(nproc)
 WORKERS=${WORKERS:-$NCPU}
 PUBLIC_PORT=${PUBLIC_PORT:-18080}
@@ -73,7 +74,7 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------------------- build
 log "building (release) and installing the Node baseline's packages"
-(cd "$ROOT" && cargo build --release -q -p chat -p chatctl -p chat-bench)
+[[ "$BIN" != "$ROOT/target/release" ]] || (cd "$ROOT" && cargo build --release -q -p chat -p chatctl -p chat-bench)
 (cd "$ROOT/bench/node-baseline" && { [[ -d node_modules/socket.io && -d node_modules/@socket.io/redis-adapter ]] || npm ci --no-audit --no-fund --silent; })
 
 # ---------------------------------------------------------------------------- helpers

@@ -26,6 +26,38 @@ pub const LIVENESS_TTL: Duration = Duration::from_secs(5);
 /// Longest a connection may stay half-open: its request head incomplete, or its session
 /// not joined to the namespace.
 pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// socketioxide configured as the worker runs it (the memory-floor bench serves a bare
+/// server with exactly these settings: `bench/src/bin/sio-floor.rs`).
+pub fn socketio_builder(
+    limits: &crate::config::Limits,
+    ws_read_buffer: usize,
+    ack_timeout: Duration,
+) -> socketioxide::SocketIoBuilder {
+    SocketIo::builder()
+        // max_payload bounds polling bodies; WebSocket frames have their own caps, which
+        // default to megabytes, so set them to the same bound.
+        .max_payload(limits.max_engine_payload())
+        .ws_max_message_size(limits.max_engine_payload() as usize)
+        .ws_max_frame_size(limits.max_engine_payload() as usize)
+        // Read side: small chunks (memory per idle connection). Write side: socketioxide
+        // exposes no setting; tungstenite's `write_buffer_size` (128 KiB) is only a flush
+        // threshold and its Vec grows with pending output, so an idle socket holds none.
+        .ws_read_buffer_size(ws_read_buffer)
+        .max_buffer_size(256)
+        .ack_timeout(ack_timeout)
+        // A session that has not joined the namespace this long after its handshake is
+        // closed (SPEC §4); socketioxide's default is 45 s.
+        .connect_timeout(HALF_OPEN_TIMEOUT)
+        // The chat protocol has no binary payloads: a packet announcing attachments closes
+        // its socket at once instead of holding a partial packet for a minute.
+        .with_parser(
+            ParserConfig::common()
+                .max_incoming_binaries(0)
+                .max_incoming_binary_buf_size(limits.max_engine_payload() as usize)
+                .packet_completion_timeout(Duration::from_secs(5)),
+        )
+}
 /// Longest wait for one Redis call before the client hears `unavailable`.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -131,30 +163,8 @@ pub async fn run(
         resync_due: AtomicBool::new(false),
     });
 
-    let (sio_svc, io) = SocketIo::builder()
+    let (sio_svc, io) = socketio_builder(&config.limits, config.ws_read_buffer, config.ack_timeout)
         .with_state(app.clone())
-        // max_payload bounds polling bodies; WebSocket frames have their own caps, which
-        // default to megabytes, so set them to the same bound.
-        .max_payload(config.limits.max_engine_payload())
-        .ws_max_message_size(config.limits.max_engine_payload() as usize)
-        .ws_max_frame_size(config.limits.max_engine_payload() as usize)
-        // Read side: small chunks (memory per idle connection). Write side: socketioxide
-        // exposes no setting; tungstenite's `write_buffer_size` (128 KiB) is only a flush
-        // threshold and its Vec grows with pending output, so an idle socket holds none.
-        .ws_read_buffer_size(config.ws_read_buffer)
-        .max_buffer_size(256)
-        .ack_timeout(config.ack_timeout)
-        // A session that has not joined the namespace this long after its handshake is
-        // closed (SPEC §4); socketioxide's default is 45 s.
-        .connect_timeout(HALF_OPEN_TIMEOUT)
-        // The chat protocol has no binary payloads: a packet announcing attachments closes
-        // its socket at once instead of holding a partial packet for a minute.
-        .with_parser(
-            ParserConfig::common()
-                .max_incoming_binaries(0)
-                .max_incoming_binary_buf_size(config.limits.max_engine_payload() as usize)
-                .packet_completion_timeout(Duration::from_secs(5)),
-        )
         .build_svc();
     io.ns("/", on_connect);
 

@@ -156,11 +156,11 @@ fn main() -> anyhow::Result<()> {
                 )
             })?;
         // The test harness reads this line to learn the port when --port 0 was given. With
-        // `--log-format json` it is a log event like the others, so every line parses.
+        // `--log-format json` it is a JSON object too, so every line of the worker parses.
         let addr = listener.local_addr()?;
         match log_format {
             LogFormat::Text => println!("listening on {addr}"),
-            LogFormat::Json => tracing::info!("listening on {addr}"),
+            LogFormat::Json => println!("{}", serde_json::json!({ "listening": addr.to_string() })),
         }
         run(config, listener, shutdown_signal()).await
     })

@@ -58,7 +58,9 @@ impl Worker {
             .expect("worker did not report its port in time")
             .expect("read worker stdout")
             .expect("worker exited before listening");
+        // `listening on 127.0.0.1:PORT`, or `{"listening":"127.0.0.1:PORT"}` in JSON mode.
         let port = line
+            .trim_end_matches(['"', '}'])
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
