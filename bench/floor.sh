@@ -2,7 +2,8 @@
 # Memory floor: RSS per idle logged-in WebSocket connection of chat-worker next to a bare
 # socketioxide server with the worker's runtime and settings and no application code
 # (sio-floor), in one run, each on a freshly started process, the same chat-bench client.
-# With OLD_WORKER=path, a previous chat-worker build is measured in the same run too.
+# With OLD_WORKER=path, a previous chat-worker build is measured in the same run too. And a
+# design option: eio-single, one task per connection speaking just enough Engine.IO.
 #
 #   OUT=bench/runs/NAME bench/floor.sh          # sizes: SIZES="3000 10000" (per process)
 #
@@ -75,11 +76,12 @@ print(json.dumps(r))
 PY
 }
 
-worker() { echo "$1" --port 0 --host 127.0.0.1 --redis "redis://127.0.0.1:$REDIS_PORT" \
+worker() { echo "$1" --id 0 --port 0 --host 127.0.0.1 --redis "redis://127.0.0.1:$REDIS_PORT" \
   --max-connections 30000; }
 {
   for n in $SIZES; do
     measure sio-floor "$n" "$BIN/sio-floor" 0
+    measure eio-single "$n" "$BIN/eio-single" 0
     # shellcheck disable=SC2046
     measure chat-worker "$n" $(worker "$BIN/chat-worker")
     if [[ -n "$OLD_WORKER" ]]; then

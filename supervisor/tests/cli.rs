@@ -230,3 +230,52 @@ fn completions_and_man_page() {
         man.describe("man")
     );
 }
+
+/// As after `cargo install`: chatctl finds chat-worker beside itself, else on PATH, and
+/// `check` says what to do when it is in neither place.
+#[test]
+fn an_installed_chatctl_finds_chat_worker_beside_it_or_on_path() {
+    use chat_testkit::proc::{bin, run_bounded};
+    let dir = chat_testkit::redis::short_tempdir("inst");
+    let alone = dir.path().join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(bin("chatctl"), alone.join("chatctl")).unwrap();
+    let worker_dir = bin("chatctl").parent().unwrap().to_path_buf();
+    let port = free_port_range(1).to_string();
+    let check = |path: &str| {
+        run_bounded(
+            std::process::Command::new(alone.join("chatctl"))
+                .args(["--state-dir", dir.path().to_str().unwrap()])
+                .args(["check", "--workers", "1", "--port", &port])
+                .current_dir(dir.path())
+                .env_remove("CHATCTL_WORKER_BIN")
+                .env_remove("CHATCTL_STATE_DIR")
+                .env("PATH", path),
+            std::time::Duration::from_secs(60),
+        )
+    };
+    let system = std::env::var("PATH").unwrap_or_default();
+    let without: Vec<_> = std::env::split_paths(&system)
+        .filter(|p| !p.join("chat-worker").exists())
+        .collect();
+    let without = std::env::join_paths(without).unwrap();
+    let missing = check(without.to_str().unwrap());
+    assert_eq!(missing.code(), Some(1), "{}", missing.describe("check"));
+    assert!(
+        missing.stderr.contains("chat-worker not found"),
+        "{}",
+        missing.stderr
+    );
+    let with =
+        std::env::join_paths(std::iter::once(worker_dir).chain(std::env::split_paths(&without)))
+            .unwrap();
+    let found = check(with.to_str().unwrap());
+    assert!(found.success(), "{}", found.describe("check with PATH"));
+    std::fs::copy(
+        bin("chatctl").with_file_name("chat-worker"),
+        alone.join("chat-worker"),
+    )
+    .unwrap();
+    let beside = check(without.to_str().unwrap());
+    assert!(beside.success(), "{}", beside.describe("check beside"));
+}
