@@ -306,6 +306,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_pending_ack_fails_when_the_transport_ends_not_at_its_timeout() {
+        let (client, mut ends) = session::attach("s".into());
+        let acks = ends.acks.clone();
+        let in_tx = ends.in_tx.clone();
+        let close = tokio::spawn(async move {
+            // The emit is out: the transport now dies before any answer.
+            let _ = ends.out_rx.recv().await;
+            session::end(&in_tx, &acks, "transport close".into());
+            ends
+        });
+        let started = std::time::Instant::now();
+        let got = client
+            .emit_ack_timeout("q", json!({}), Duration::from_secs(30))
+            .await;
+        assert!(matches!(got, Err(Error::Closed(_))), "{got:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let _ends = close.await.unwrap();
+    }
+
+    #[tokio::test]
     async fn events_wait_in_the_backlog_and_close_is_reported() {
         let (mut client, ends) = session::attach("s".into());
         let ev = |name: &str| ServerEvent {

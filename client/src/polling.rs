@@ -237,7 +237,7 @@ async fn reader(
         let got = tokio::select! {
             r = session.get() => r,
             r = session_ended(&mut ended_rx) => {
-                let _ = in_tx.send(Incoming::Closed(r));
+                session::end(&in_tx, &acks, r);
                 return;
             }
         };
@@ -251,7 +251,7 @@ async fn reader(
     end_session(&ended, reason.clone());
     // Report what ended the session first (the writer may have recorded it).
     let reason = ended.borrow().clone().unwrap_or(reason);
-    let _ = in_tx.send(Incoming::Closed(reason));
+    session::end(&in_tx, &acks, reason);
 }
 
 #[cfg(test)]

@@ -19,6 +19,15 @@ pub(crate) enum Incoming {
 /// Waiters for the acks of the client's emits, by ack id.
 pub(crate) type AckMap = Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<Value>>>>>;
 
+/// The transport ended: no pending ack can arrive any more, so every waiter fails now (with
+/// `Closed`) instead of at its timeout; then the client hears why.
+pub(crate) fn end(in_tx: &mpsc::UnboundedSender<Incoming>, acks: &AckMap, reason: String) {
+    if let Ok(mut waiting) = acks.lock() {
+        waiting.clear();
+    }
+    let _ = in_tx.send(Incoming::Closed(reason));
+}
+
 /// What the client hands its transport's writer task.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Outgoing {

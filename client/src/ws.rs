@@ -2,7 +2,7 @@
 //! task per client.
 
 use crate::codec::{self, Packet};
-use crate::session::{self, dispatch, Incoming, Outgoing};
+use crate::session::{self, dispatch, Outgoing};
 use crate::{Client, Error};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -86,7 +86,7 @@ pub(crate) async fn connect(base: &str) -> Result<Client, Error> {
                 break reason;
             }
         };
-        let _ = in_tx.send(Incoming::Closed(reason));
+        session::end(&in_tx, &acks, reason);
     });
     Ok(client)
 }

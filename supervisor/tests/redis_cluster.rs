@@ -27,12 +27,6 @@ fn load_user(i: usize) -> String {
     format!("user{i:03}")
 }
 
-/// Runs a blocking kit call (redis-cli, process waits) off the clients' runtime threads, so
-/// the simulated users keep answering pings meanwhile.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_serves_everything_and_survives_a_primary_failover() {
     let mut redis = RedisCluster::start(3, 1);

@@ -202,10 +202,12 @@ impl Cluster {
         serde_json::from_str(&out.stdout).ok()
     }
 
-    /// Polls `status --json` every 200 ms until `check` holds; returns that status.
+    /// Polls `status --json` every 200 ms until `check` holds; returns that status. Each
+    /// call runs through [`crate::blocking`]: on a multi-thread test runtime the test's
+    /// clients keep running while chatctl answers.
     pub async fn wait_status(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         crate::poll(what, CLUSTER_WAIT, Duration::from_millis(200), || {
-            let s = self.status();
+            let s = crate::blocking(|| self.status());
             std::future::ready(if check(&s) {
                 Ok(s)
             } else {

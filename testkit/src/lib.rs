@@ -41,5 +41,5 @@ pub use prom::promtool;
 pub use rawws::RawWs;
 pub use redis::Redis;
 pub use rng::XorShift;
-pub use wait::{poll, wait_sync, wait_until, WAIT};
+pub use wait::{blocking, poll, wait_sync, wait_until, WAIT};
 pub use worker::{Worker, Workers};

@@ -237,6 +237,31 @@ impl Load {
         }
     }
 
+    /// After a failed [`Load::settle`]: waits up to `extra` for `missing` to arrive after all,
+    /// and returns those that still have not. Tells a late delivery (e.g. a client sitting on
+    /// a silently dead connection until its ping timeout) from a lost message.
+    pub async fn still_missing_after(
+        &self,
+        missing: &[(String, String)],
+        extra: Duration,
+    ) -> Vec<(String, String)> {
+        let t = Instant::now();
+        loop {
+            let left: Vec<_> = {
+                let s = self.shared.lock().unwrap();
+                missing
+                    .iter()
+                    .filter(|k| !s.received.contains(*k))
+                    .cloned()
+                    .collect()
+            };
+            if left.is_empty() || t.elapsed() > extra {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
         for t in self.tasks {

@@ -53,3 +53,15 @@ pub fn wait_sync(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs a blocking call (a chatctl command, redis-cli, a process wait) without stalling the
+/// test's other tasks. On a multi-thread runtime it goes through `block_in_place`, so the
+/// simulated clients keep reading, acking and answering pings meanwhile; a test that measures
+/// delivery delays must run on one, or every blocking call freezes its clients and the
+/// freeze shows up as delay. On a current-thread runtime it simply runs.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
