@@ -8,6 +8,9 @@
 //!
 //! Usage: `eio-single PORT` (127.0.0.1); prints `listening on ADDR`; stops on SIGINT/SIGTERM.
 
+#[path = "../loopback_server.rs"]
+mod loopback_server;
+
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -62,42 +65,11 @@ async fn serve(tcp: tokio::net::TcpStream, n: u64) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let port: u16 = match std::env::args().nth(1).map(|p| p.parse()) {
-        Some(Ok(p)) => p,
-        _ => anyhow::bail!("usage: eio-single PORT (0 picks one)"),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        println!("listening on {}", listener.local_addr()?);
-        let stop = async {
-            use tokio::signal::unix::{signal, SignalKind};
-            match (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) {
-                (Ok(mut i), Ok(mut t)) => tokio::select! { _ = i.recv() => {}, _ = t.recv() => {} },
-                _ => std::future::pending().await,
-            }
-        };
-        tokio::pin!(stop);
-        let mut n = 0u64;
-        loop {
-            let (tcp, _) = tokio::select! {
-                _ = &mut stop => return Ok(()),
-                accepted = listener.accept() => match accepted {
-                    Ok(c) => c,
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = tcp.set_nodelay(true);
-            n += 1;
-            tokio::spawn(serve(tcp, n));
+    loopback_server::run("eio-single", || {
+        let next = std::cell::Cell::new(0u64);
+        move |tcp| {
+            next.set(next.get() + 1);
+            serve(tcp, next.get())
         }
     })
 }

@@ -7,6 +7,9 @@
 //!
 //! Usage: `sio-floor PORT` (127.0.0.1); prints `listening on ADDR`; stops on SIGINT/SIGTERM.
 
+#[path = "../loopback_server.rs"]
+mod loopback_server;
+
 use chat::worker::{socketio_builder, WorkerConfig, HALF_OPEN_TIMEOUT};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
@@ -21,14 +24,7 @@ async fn on_log_in(Data(_): Data<Value>, ack: AckSender) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let port: u16 = match std::env::args().nth(1).map(|p| p.parse()) {
-        Some(Ok(p)) => p,
-        _ => anyhow::bail!("usage: sio-floor PORT (0 picks one)"),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
+    loopback_server::run("sio-floor", || {
         let defaults = WorkerConfig::new(0, "");
         let (svc, io) = socketio_builder(
             &defaults.limits,
@@ -37,33 +33,9 @@ fn main() -> anyhow::Result<()> {
         )
         .build_svc();
         io.ns("/", on_connect);
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        println!("listening on {}", listener.local_addr()?);
-        let stop = async {
-            use tokio::signal::unix::{signal, SignalKind};
-            match (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) {
-                (Ok(mut i), Ok(mut t)) => tokio::select! { _ = i.recv() => {}, _ = t.recv() => {} },
-                _ => std::future::pending().await,
-            }
-        };
-        tokio::pin!(stop);
-        loop {
-            let (tcp, _) = tokio::select! {
-                _ = &mut stop => return Ok(()),
-                accepted = listener.accept() => match accepted {
-                    Ok(c) => c,
-                    Err(_) => {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = tcp.set_nodelay(true);
+        move |tcp| {
             let svc = svc.clone();
-            tokio::spawn(async move {
+            async move {
                 let svc = hyper::service::service_fn(move |req| {
                     hyper::service::Service::call(&svc, chat::http::detach_from_read_buffer(req))
                 });
@@ -74,7 +46,7 @@ fn main() -> anyhow::Result<()> {
                     .serve_connection(TokioIo::new(tcp), svc)
                     .with_upgrades()
                     .await;
-            });
+            }
         }
     })
 }
