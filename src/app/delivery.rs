@@ -158,6 +158,14 @@ impl App {
                 }
             }
         }
+        // A live message held while `pending` was being read is newer than all of it: a
+        // refill sends what follows the pass (a no-op when nothing is held, or when the
+        // flight is full: then the acks start it).
+        for socket in self.registry.sockets_of(user) {
+            let app = self.clone();
+            let user = user.to_owned();
+            tokio::spawn(async move { app.refill(socket.id, user).await });
+        }
     }
 
     /// After the delivery channel was (re)subscribed, messages published while it was down
