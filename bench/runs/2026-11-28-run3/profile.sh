@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Callgrind profile of one release chat-worker under a modest fixed load (perf has no hardware
+# counters in this VM). One worker, its own redis-server on 127.0.0.1:6393, chat-bench direct to
+# the worker. Counters are zeroed when chat-bench enters its measured phase, so the profile is the
+# measured phase (plus the short drain and the closing of the sockets): no handshakes, no log-ins.
+#   bench/runs/2026-11-28-run3/profile.sh [CONNS] [RATE] [SECS]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+CONNS=${1:-200}; RATE=${2:-500}; SECS=${3:-10}
+TMP=$(mktemp -d /tmp/chat-profile.XXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap 'cleanup; rm -rf "$TMP"' EXIT
+redis-server --port 6393 --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec \
+  --dir "$TMP" --logfile "$TMP/redis.log" & PIDS+=($!)
+sleep 0.5
+valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.out" \
+  "$ROOT/target/release/chat-worker" --port 31091 --redis redis://127.0.0.1:6393 --id 1 \
+  --messages-per-second 100000 --drain-timeout 1 >"$TMP/worker.out" 2>"$TMP/worker.err" & VG=$!
+PIDS+=($VG)
+for _ in $(seq 120); do curl -sf http://127.0.0.1:31091/health >/dev/null && break; sleep 1; done
+"$ROOT/target/release/chat-bench" --url http://127.0.0.1:31091 --connections "$CONNS" \
+  --rate "$RATE" --duration "$SECS" --watch worker="$VG" >"$HERE/profile-bench.json" \
+  2>"$TMP/bench.err" & BP=$!
+PIDS+=($BP)
+zeroed=
+while kill -0 "$BP" 2>/dev/null; do
+  last=$(tail -n1 "$TMP/bench.err" 2>/dev/null || true)
+  if [[ -z $zeroed && $last == *"] run "* ]]; then callgrind_control -z "$VG" >/dev/null; zeroed=1; echo "zeroed: $last"; fi
+  sleep 0.5
+done
+wait "$BP" || true
+cp "$TMP/bench.err" "$HERE/profile-bench.stderr.txt"
+kill "$VG"; wait "$VG" || true
+f=$TMP/callgrind.out # written at exit: the measured phase, the drain and the closing
+echo "profile: $f"
+callgrind_annotate --inclusive=yes --threshold=100 "$f" >"$TMP/incl.txt"; head -65 "$TMP/incl.txt" >"$HERE/callgrind-inclusive.txt"
+callgrind_annotate --threshold=100 "$f" >"$TMP/self.txt"; head -65 "$TMP/self.txt" >"$HERE/callgrind-self.txt"
+cp "$f" /tmp/chat-worker.callgrind.out # kept outside the repo for further annotate runs
+
