@@ -3,10 +3,12 @@
 # counters in this VM). One worker, its own redis-server on 127.0.0.1:6393, chat-bench direct to
 # the worker. Counters are zeroed when chat-bench enters its measured phase, so the profile is the
 # measured phase (plus the short drain and the closing of the sockets): no handshakes, no log-ins.
-#   bench/runs/2026-11-28-run2/profile.sh [CONNS] [RATE] [SECS]
+#   OUT=bench/runs/NAME bench/profile.sh [CONNS] [RATE] [SECS]
+# writes callgrind-self.txt, callgrind-inclusive.txt and profile-bench.json into OUT.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
-HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+HERE=${OUT:?set OUT to the run folder the profile goes into}
+mkdir -p "$HERE"
 CONNS=${1:-200}; RATE=${2:-500}; SECS=${3:-10}
 TMP=$(mktemp -d /tmp/chat-profile.XXXX)
 PIDS=()
