@@ -4,6 +4,7 @@
 //! expiry, ms since the epoch) and [`keys::member_info`] (HASH `ADDR:PORT` → JSON
 //! [`MemberInfo`]), under [`keys::DEFAULT_PREFIX`].
 
+use super::call::ScriptCall;
 use super::keys::{self, DEFAULT_PREFIX};
 use super::now_ms;
 use super::scripts::MEMBERS_LIVE;
@@ -84,11 +85,11 @@ pub async fn deregister<C: ConnectionLike>(con: &mut C, keys: &[String]) -> Redi
 /// Live members, sorted by key; expired ones are pruned on the way. One script, one round
 /// trip; a member whose info is missing or unreadable is still listed, from its key.
 pub async fn live<C: ConnectionLike>(con: &mut C) -> RedisResult<Vec<MemberInfo>> {
-    let mut inv = MEMBERS_LIVE.prepare_invoke();
+    let mut inv = ScriptCall::new(&MEMBERS_LIVE, 2);
     inv.key(keys::members(DEFAULT_PREFIX))
         .key(keys::member_info(DEFAULT_PREFIX))
         .arg(now_ms());
-    let flat: Vec<Option<String>> = inv.invoke_async(con).await?;
+    let flat: Vec<Option<String>> = inv.invoke(con).await?;
     let mut out: Vec<MemberInfo> = flat
         .chunks_exact(2)
         .filter_map(|pair| {

@@ -15,6 +15,7 @@
 //! Everything is generic over redis-rs's [`ConnectionLike`] so unit tests record the
 //! commands sent without a server; production uses [`LinkConnection`](crate::link::LinkConnection).
 
+mod call;
 pub mod delivery;
 pub mod error;
 pub mod keys;
@@ -30,10 +31,11 @@ pub use error::StoreError;
 pub use crate::link::{redact_url, redis_client, PASSWORD_ENV};
 
 use crate::protocol::NewMessage;
+use call::ScriptCall;
 use delivery::{entry_to_message, RawEntry};
 use keys::SLOT;
 use redis::aio::ConnectionLike;
-use redis::{Cmd, FromRedisValue, RedisError, Script, ScriptInvocation};
+use redis::{Cmd, FromRedisValue, RedisError, Script};
 use scripts::{ACK, HEARTBEAT, JOIN, LEAVE, LOGIN, LOGOUT, REMOVE_WORKER, RESYNC, ROOM_SEND, SEND};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -222,11 +224,11 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
 
     /// The worker's own delivery channel.
     pub fn channel(&self) -> String {
-        keys::worker_channel(&self.prefix, &self.instance)
+        keys::worker_channel(&self.prefix, &self.instance).to_string()
     }
 
     /// Any instance's delivery channel, as a template for the publishing scripts.
-    fn channel_template(&self) -> String {
+    fn channel_template(&self) -> keys::Name<'_> {
         keys::worker_channel(&self.prefix, SLOT)
     }
 
@@ -249,10 +251,10 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
     async fn invoke<T: FromRedisValue>(
         &self,
         op: Op,
-        inv: &ScriptInvocation<'_>,
+        inv: &ScriptCall<'_>,
     ) -> Result<T, StoreError> {
         let mut con = self.con.clone();
-        self.bounded(op, inv.invoke_async(&mut con)).await
+        self.bounded(op, inv.invoke(&mut con)).await
     }
 
     /// Runs one plain command, bounded by the timeout.
@@ -263,9 +265,9 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
 
     /// A call of one of the scripts built on `worker.lua`, with the KEYS and ARGV it
     /// expects first: the workers and online keys, this instance, and key templates.
-    fn worker_script<'s>(&self, script: &'s Script) -> ScriptInvocation<'s> {
+    fn worker_script<'s>(&self, script: &'s Script) -> ScriptCall<'s> {
         let p = &*self.prefix;
-        let mut inv = script.prepare_invoke();
+        let mut inv = ScriptCall::new(script, 2);
         inv.key(keys::workers(p))
             .key(keys::online(p))
             .arg(&*self.instance)
@@ -335,7 +337,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
             return self.login_sharded(user).await;
         }
         let p = &*self.prefix;
-        let mut inv = LOGIN.prepare_invoke();
+        let mut inv = ScriptCall::new(&LOGIN, 4);
         inv.key(keys::user_workers(p, user))
             .key(keys::worker_users(p, &self.instance))
             .key(keys::online(p))
@@ -372,7 +374,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
             return self.logout_sharded(user).await;
         }
         let p = &*self.prefix;
-        let mut inv = LOGOUT.prepare_invoke();
+        let mut inv = ScriptCall::new(&LOGOUT, 3);
         inv.key(keys::user_workers(p, user))
             .key(keys::worker_users(p, &self.instance))
             .key(keys::online(p))
@@ -408,7 +410,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         // The script appends `text`, which it already has, after head .. id .. middle.
         let payload = delivery.parts();
         let inbox = keys::inbox(p, to);
-        let mut inv = SEND.prepare_invoke();
+        let mut inv = ScriptCall::new(&SEND, 2);
         inv.key(&inbox)
             .key(keys::user_workers(p, to))
             .arg(from)
@@ -421,7 +423,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
             .arg(payload.head)
             .arg(payload.middle);
         let id: String = self.invoke(Op::Send, &inv).await?;
-        self.wait_replicated(&inbox).await?;
+        self.wait_replicated(inbox).await?;
         Ok(id)
     }
 
@@ -430,7 +432,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
     /// (clones of the connection share one multiplexed socket per node). On a cluster it is
     /// routed to the primary that serves `key`: redis-rs would otherwise ask every primary
     /// and take the minimum.
-    async fn wait_replicated(&self, key: &str) -> Result<(), StoreError> {
+    async fn wait_replicated(&self, key: keys::Name<'_>) -> Result<(), StoreError> {
         if self.min_replicas == 0 {
             return Ok(());
         }
@@ -439,8 +441,9 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         wait.arg(self.min_replicas).arg(wait_ms);
         let got: i64 = if self.cluster {
             let mut con = self.con.clone();
+            let key = key.to_string();
             self.bounded(Op::Wait, async move {
-                let v = con.on_primary_of(key, wait).await?;
+                let v = con.on_primary_of(&key, wait).await?;
                 redis::from_redis_value::<i64>(v).map_err(Into::into)
             })
             .await?
@@ -467,7 +470,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         if self.cluster {
             return self.ack_sharded(to, id, sender, &receipt.encode()).await;
         }
-        let mut inv = ACK.prepare_invoke();
+        let mut inv = ScriptCall::new(&ACK, 2);
         inv.key(keys::inbox(p, to))
             .key(keys::user_workers(p, sender))
             .arg(id)
@@ -484,7 +487,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         let raw: Vec<RawEntry> = if self.cluster {
             self.join_sharded(room).await?
         } else {
-            let mut inv = JOIN.prepare_invoke();
+            let mut inv = ScriptCall::new(&JOIN, 3);
             inv.key(keys::room_workers(p, room))
                 .key(keys::worker_rooms(p, &self.instance))
                 .key(keys::room_history(p, room))
@@ -507,7 +510,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
             return self.leave_sharded(room).await;
         }
         let p = &*self.prefix;
-        let mut inv = LEAVE.prepare_invoke();
+        let mut inv = ScriptCall::new(&LEAVE, 2);
         inv.key(keys::room_workers(p, room))
             .key(keys::worker_rooms(p, &self.instance))
             .arg(room)
@@ -543,7 +546,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         }
         // The script appends `text`, which it already has, after head .. id .. middle.
         let payload = delivery.parts();
-        let mut inv = ROOM_SEND.prepare_invoke();
+        let mut inv = ScriptCall::new(&ROOM_SEND, 2);
         inv.key(keys::room_history(p, room))
             .key(keys::room_workers(p, room))
             .arg(from)

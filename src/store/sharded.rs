@@ -7,6 +7,7 @@
 //! instances (a script may not publish to a channel in another slot). `docs/redis.md` gives
 //! the reasoning for each order.
 
+use super::call::ScriptCall;
 use super::delivery::{entry_to_message, RawEntry};
 use super::scripts::{JOIN_ROOM, LOGIN_USER, ROOM_STORE, SEND_STORE, UNREGISTER_USER};
 use super::{keys, now_ms, Delivery, Op, Sharded, Store, StoreError};
@@ -107,7 +108,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
     /// SADD, so either it lands after our ZREM or our second count sees it.
     async fn unregister_user(&self, user: &str, w: &str) -> Result<(), StoreError> {
         let p = &*self.prefix;
-        let mut inv = UNREGISTER_USER.prepare_invoke();
+        let mut inv = ScriptCall::new(&UNREGISTER_USER, 1);
         inv.key(keys::user_workers(p, user)).arg(w);
         let left: i64 = self.invoke(Op::Logout, &inv).await?;
         if left > 0 {
@@ -188,7 +189,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         let mut sadd = Self::cmd("SADD");
         sadd.arg(keys::worker_users(p, &self.instance)).arg(user);
         let _: i64 = self.query(Op::Login, &sadd).await?;
-        let mut inv = LOGIN_USER.prepare_invoke();
+        let mut inv = ScriptCall::new(&LOGIN_USER, 2);
         inv.key(keys::user_workers(p, user))
             .key(keys::inbox(p, user))
             .arg(&*self.instance)
@@ -275,7 +276,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
     ) -> Result<String, StoreError> {
         let p = &*self.prefix;
         let inbox = keys::inbox(p, to);
-        let mut inv = SEND_STORE.prepare_invoke();
+        let mut inv = ScriptCall::new(&SEND_STORE, 2);
         inv.key(&inbox)
             .key(keys::user_workers(p, to))
             .arg(from)
@@ -287,7 +288,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         let (id, instances): (String, Vec<String>) = self.invoke(Op::Send, &inv).await?;
         let payload = delivery.parts().around(&id);
         self.publish_to(&instances, &payload).await;
-        self.wait_replicated(&inbox).await?;
+        self.wait_replicated(inbox).await?;
         Ok(id)
     }
 
@@ -318,7 +319,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         let mut sadd = Self::cmd("SADD");
         sadd.arg(keys::worker_rooms(p, &self.instance)).arg(room);
         let _: i64 = self.query(Op::Join, &sadd).await?;
-        let mut inv = JOIN_ROOM.prepare_invoke();
+        let mut inv = ScriptCall::new(&JOIN_ROOM, 2);
         inv.key(keys::room_workers(p, room))
             .key(keys::room_history(p, room))
             .arg(&*self.instance)
@@ -346,7 +347,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         sent_at: u64,
     ) -> Result<String, StoreError> {
         let p = &*self.prefix;
-        let mut inv = ROOM_STORE.prepare_invoke();
+        let mut inv = ScriptCall::new(&ROOM_STORE, 2);
         inv.key(keys::room_history(p, room))
             .key(keys::room_workers(p, room))
             .arg(from)
