@@ -149,8 +149,10 @@ pub async fn run(
     .with_room_history_ttl(Duration::from_secs(config.limits.room_history_ttl))
     .with_cluster(link.is_cluster());
     let channel = store.channel();
+    let (acks, ack_queue) = crate::app::ack_queue();
     let app = App::new(AppInner {
         store,
+        acks,
         registry: Registry::default(),
         metrics: Metrics::default(),
         limits: config.limits.clone(),
@@ -162,6 +164,8 @@ pub async fn run(
         open_connections: Default::default(),
         resync_due: AtomicBool::new(false),
     });
+
+    tokio::spawn(crate::app::record_acks(app.clone(), ack_queue));
 
     let (sio_svc, io) = socketio_builder(&config.limits, config.ws_read_buffer, config.ack_timeout)
         .with_state(app.clone())

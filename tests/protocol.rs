@@ -468,3 +468,56 @@ async fn a_message_of_exactly_max_message_bytes_is_delivered_intact() {
         .unwrap();
     assert_eq!(ack["error"]["code"], "message_too_large");
 }
+
+/// Acks that arrive together are recorded together: one script call removes them all from
+/// the inbox and sends their receipts as one `PUBLISH` per worker (`app::acks`). Every
+/// receipt still arrives, each with its own id.
+#[tokio::test]
+async fn a_burst_of_acks_is_recorded_in_batches_and_every_receipt_arrives() {
+    const N: usize = 40;
+    let cluster = Workers::start(2).await;
+    let (mut alice, _) = cluster.w(0).login("alice").await;
+    let (mut bob, _) = cluster.w(1).login("bob").await;
+    let mut sent = Vec::new();
+    for i in 0..N {
+        sent.push(send_ok(&alice, "bob", &format!("burst {i}")).await);
+    }
+    let mut ack_ids = Vec::new();
+    for id in &sent {
+        let ev = bob.wait_for("burst", WAIT, is_new_message).await.unwrap();
+        assert_eq!(&ev.data()["id"], id);
+        ack_ids.push(ev.ack_id.expect("direct messages ask for an ack"));
+    }
+    let publishes_before = publish_calls(&cluster);
+    // All at once: they reach the worker in the same read.
+    for ack_id in ack_ids {
+        bob.ack(ack_id, json!({}));
+    }
+    let mut receipts = Vec::new();
+    while receipts.len() < N {
+        let r = alice.wait_event("delivered", WAIT).await.unwrap();
+        assert_eq!(r.data()["to"], "bob");
+        receipts.push(r.data()["id"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(receipts, sent, "every receipt, once, in order");
+    wait_until("inbox to empty", WAIT, || async {
+        cluster.redis.cli(&["XLEN", "chat:{u:bob}:inbox"]) == "0"
+    })
+    .await;
+    let publishes = publish_calls(&cluster) - publishes_before;
+    assert!(
+        publishes <= N as u64 / 2,
+        "{N} receipts took {publishes} PUBLISHes: acks were not batched"
+    );
+}
+
+/// How many PUBLISH commands Redis ran (scripts' included).
+fn publish_calls(cluster: &Workers) -> u64 {
+    let stats = cluster.redis.cli(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}

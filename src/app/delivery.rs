@@ -2,14 +2,15 @@
 //! flight, the rest waits in the inbox and goes out in pages (refills) as acks come in;
 //! deliveries that arrive on the worker's Redis channel go to the local sockets.
 
+use super::acks::Awaited;
 use super::reply::{event_json_len, wire_size};
 use super::App;
 use crate::protocol::{events, Delivered, NewMessage};
 use crate::registry::{stream_id, FlightCaps, Reserve};
-use crate::store::Delivery;
+use crate::store::{Ack, Delivery};
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
-use socketioxide::{AckError, TransportType};
+use socketioxide::TransportType;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ pub const MAX_IN_FLIGHT: u32 = 64;
 impl App {
     /// Unacknowledged direct messages per socket: [`MAX_IN_FLIGHT`], and half the queue
     /// bound in bytes so that a page of them never makes a reading client look slow.
-    fn flight_caps(&self) -> FlightCaps {
+    pub(super) fn flight_caps(&self) -> FlightCaps {
         FlightCaps {
             count: MAX_IN_FLIGHT,
             bytes: self.limits.max_queued_bytes_per_socket / 2,
@@ -55,23 +56,21 @@ impl App {
         match socket.emit_with_ack::<_, serde::de::IgnoredAny>(events::NEW_MESSAGE, message) {
             Ok(ack) => {
                 self.metrics.delivered();
-                let app = self.clone();
-                let (to, id, from) = (to.to_owned(), message.id.clone(), message.from.clone());
-                let sent_at = message.sent_at;
-                tokio::spawn(async move {
-                    // Any answer counts as an acknowledgement, whatever its arguments.
-                    if matches!(ack.await, Ok(_) | Err(AckError::Decode(_))) {
-                        app.metrics.acked(sent_at);
-                        if let Err(e) = app.store.ack(&to, &id, &from).await {
-                            tracing::warn!(%to, %id, "ack not recorded, message stays pending: {e}");
-                        }
-                    }
-                    // Acked or timed out, it leaves the flight either way (a timed-out one
-                    // stays pending and goes out again at the next `log in`).
-                    if app.registry.release(sid, bytes, caps) {
-                        app.refill(sid, to).await;
-                    }
-                });
+                let awaited = Awaited {
+                    ack,
+                    sid,
+                    bytes,
+                    sent_at: message.sent_at,
+                    record: Ack {
+                        to: to.to_owned(),
+                        id: message.id.clone(),
+                        sender: message.from.clone(),
+                    },
+                };
+                if self.acks.send(awaited).is_err() {
+                    // The worker is stopping: nothing will record it; it stays pending.
+                    self.registry.release(sid, bytes, caps);
+                }
             }
             Err(e) => {
                 tracing::debug!(sid = %socket.id, "emit failed: {e}");
@@ -83,7 +82,7 @@ impl App {
 
     /// Sends a socket that fell behind the next page of its inbox: what follows the newest
     /// message it was sent, until its flight is full again.
-    async fn refill(&self, sid: Sid, user: String) {
+    pub(super) async fn refill(&self, sid: Sid, user: String) {
         let caps = self.flight_caps();
         while let Some(after) = self.registry.refill_from(sid, caps) {
             // The store reads the whole inbox (at most `inbox_max` entries) and this keeps
@@ -136,11 +135,19 @@ impl App {
                     }
                 }
             }
-            Delivery::Delivered { sender, id, to } => {
-                for socket in self.registry.sockets_of(&sender) {
-                    self.emit_to(&socket, events::DELIVERED, &Delivered { id: &id, to: &to });
+            Delivery::Delivered { sender, id, to } => self.emit_receipt(&sender, &id, &to),
+            Delivery::Receipts(receipts) => {
+                for (sender, id, to) in &receipts {
+                    self.emit_receipt(sender, id, to);
                 }
             }
+        }
+    }
+
+    /// Tells `sender`'s sockets here that `to` acknowledged message `id`.
+    fn emit_receipt(&self, sender: &str, id: &str, to: &str) {
+        for socket in self.registry.sockets_of(sender) {
+            self.emit_to(&socket, events::DELIVERED, &Delivered { id, to });
         }
     }
 

@@ -3,6 +3,7 @@
 //!
 //! - [`reply`]: the [`Reply`] extractor (ack or `chat error`) and the byte accounting of
 //!   everything emitted to one socket (`max_queued_bytes_per_socket`).
+//! - [`acks`]: one task waits for every direct message's ack and records them in batches.
 //! - [`delivery`]: direct messages in bounded flights, refills from the inbox, and the
 //!   fan-out of what arrives on the worker's Redis channel ([`App::on_delivery`]).
 //! - One module per event or event group: [`log_in`], [`send_message`], [`rooms`]
@@ -10,6 +11,7 @@
 //!
 //! Handlers validate, then call the [`Store`].
 
+mod acks;
 mod delivery;
 mod list_users;
 mod log_in;
@@ -17,6 +19,7 @@ mod reply;
 mod rooms;
 mod send_message;
 
+pub use acks::{ack_queue, record_acks, AckQueue};
 pub use delivery::MAX_IN_FLIGHT;
 pub use reply::{wire_size, Reply};
 pub use rooms::HISTORY_MAX_BYTES;
@@ -48,6 +51,8 @@ pub struct AppInner {
     pub limits: Limits,
     /// `[auth] secret`: when set, `log in` needs a valid token.
     pub auth_secret: Option<String>,
+    /// Direct messages waiting for their clients' acks, recorded in batches by [`record_acks`].
+    pub acks: AckQueue,
     /// Set on SIGTERM: `/health` answers 503 and new handshakes are refused.
     pub draining: AtomicBool,
     /// The last heartbeat reached Redis.

@@ -4,7 +4,9 @@
 //! A payload is a kind letter and `\n`-separated fields, the message text last (it may
 //! contain newlines; no other field can, since names are restricted by the protocol):
 //! `m\nTO\nID\nFROM\nSENT_AT\nTEXT`, `r\nROOM\nID\nFROM\nSENT_AT\nEXCEPT_SID\nTEXT`,
-//! `d\nSENDER\nID\nTO`. The id is always the third field: the send scripts learn it from
+//! `d\nSENDER\nID\nTO`. Receipts have no text, so one payload may carry several:
+//! `d\nSENDER\nID\nTO\nSENDER\nID\nTO…` ([`Delivery::Receipts`]); the batched ack script
+//! publishes one such payload per worker instance ([`RECEIPTS_HEAD`], [`RECEIPT_SEP`]). The id is always the third field: the send scripts learn it from
 //! XADD, so they are handed the payload around it ([`Delivery::parts`]) and never spell the
 //! format themselves.
 
@@ -26,6 +28,19 @@ pub enum Delivery {
         id: String,
         to: String,
     },
+    /// Several receipts in one payload, in order: `(sender, id, to)` each.
+    Receipts(Vec<(String, String, String)>),
+}
+
+/// A receipts payload is this head, then each receipt's record ([`receipt_record`]), joined
+/// by [`RECEIPT_SEP`].
+pub const RECEIPTS_HEAD: &str = "d";
+/// What separates the head and records of a receipts payload.
+pub const RECEIPT_SEP: &str = "\n";
+
+/// One receipt's part of a receipts payload: `SENDER\nID\nTO`.
+pub fn receipt_record(sender: &str, id: &str, to: &str) -> String {
+    [sender, RECEIPT_SEP, id, RECEIPT_SEP, to].concat()
 }
 
 /// A payload split around its id: `head + id + middle + text`.
@@ -55,31 +70,62 @@ impl Delivery {
         match self {
             Delivery::Direct { message, .. } | Delivery::Room { message, .. } => &message.id,
             Delivery::Delivered { id, .. } => id,
+            Delivery::Receipts(r) => r.first().map_or("", |(_, id, _)| id.as_str()),
         }
     }
 
     /// The payload without its id (which is ignored here): what a script needs to publish
     /// the delivery of a message whose id it is about to create.
+    ///
+    /// Built by concatenation, not `format!`: one of these is made per message sent.
     pub fn parts(&self) -> Parts<'_> {
+        let mut sent_at = itoa::Buffer::new();
         match self {
             Delivery::Direct { to, message } => Parts {
-                head: format!("m\n{to}\n"),
-                middle: format!("\n{}\n{}\n", message.from, message.sent_at),
+                head: ["m\n", to, "\n"].concat(),
+                middle: [
+                    "\n",
+                    &message.from,
+                    "\n",
+                    sent_at.format(message.sent_at),
+                    "\n",
+                ]
+                .concat(),
                 text: &message.message,
             },
             Delivery::Room {
                 except_sid,
                 message,
             } => Parts {
-                head: format!("r\n{}\n", message.room.as_deref().unwrap_or_default()),
-                middle: format!("\n{}\n{}\n{except_sid}\n", message.from, message.sent_at),
+                head: ["r\n", message.room.as_deref().unwrap_or_default(), "\n"].concat(),
+                middle: [
+                    "\n",
+                    &message.from,
+                    "\n",
+                    sent_at.format(message.sent_at),
+                    "\n",
+                    except_sid,
+                    "\n",
+                ]
+                .concat(),
                 text: &message.message,
             },
             Delivery::Delivered { sender, to, .. } => Parts {
-                head: format!("d\n{sender}\n"),
-                middle: format!("\n{to}"),
+                head: [RECEIPTS_HEAD, RECEIPT_SEP, sender, RECEIPT_SEP].concat(),
+                middle: [RECEIPT_SEP, to].concat(),
                 text: "",
             },
+            Delivery::Receipts(receipts) => {
+                let records: Vec<String> = receipts
+                    .iter()
+                    .map(|(s, id, to)| receipt_record(s, id, to))
+                    .collect();
+                Parts {
+                    head: [RECEIPTS_HEAD, RECEIPT_SEP, &records.join(RECEIPT_SEP)].concat(),
+                    middle: String::new(),
+                    text: "",
+                }
+            }
         }
     }
 
@@ -119,12 +165,19 @@ impl Delivery {
                 })
             }
             "d" => {
-                let mut f = rest.splitn(3, '\n');
-                Some(Delivery::Delivered {
-                    sender: f.next()?.to_owned(),
-                    id: f.next()?.to_owned(),
-                    to: f.next()?.to_owned(),
-                })
+                let fields: Vec<&str> = rest.split('\n').collect();
+                if fields.is_empty() || !fields.len().is_multiple_of(3) {
+                    return None;
+                }
+                let mut receipts: Vec<(String, String, String)> = fields
+                    .chunks_exact(3)
+                    .map(|r| (r[0].to_owned(), r[1].to_owned(), r[2].to_owned()))
+                    .collect();
+                if receipts.len() > 1 {
+                    return Some(Delivery::Receipts(receipts));
+                }
+                let (sender, id, to) = receipts.pop()?;
+                Some(Delivery::Delivered { sender, id, to })
             }
             _ => None,
         }
@@ -199,6 +252,14 @@ mod tests {
                 to: "bob".into()
             })
         );
+        assert_eq!(
+            Delivery::parse("d\nalice\n5-0\nbob\ncarol\n6-0\nbob"),
+            Some(Delivery::Receipts(vec![
+                ("alice".into(), "5-0".into(), "bob".into()),
+                ("carol".into(), "6-0".into(), "bob".into()),
+            ]))
+        );
+        assert_eq!(Delivery::parse("d\nalice\n5-0\nbob\ncarol"), None);
         assert_eq!(Delivery::parse("m\nbob\n5-0"), None);
         assert_eq!(Delivery::parse("x\n"), None);
     }

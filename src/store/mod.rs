@@ -36,9 +36,19 @@ use delivery::{entry_to_message, RawEntry};
 use keys::SLOT;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, RedisError, Script};
-use scripts::{ACK, HEARTBEAT, JOIN, LEAVE, LOGIN, LOGOUT, REMOVE_WORKER, RESYNC, ROOM_SEND, SEND};
+use scripts::{
+    ACK, ACK_MANY, HEARTBEAT, JOIN, LEAVE, LOGIN, LOGOUT, REMOVE_WORKER, RESYNC, ROOM_SEND, SEND,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// One acknowledgement for [`Store::ack_many`]: `to` acknowledged message `id` from `sender`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub to: String,
+    pub id: String,
+    pub sender: String,
+}
 
 /// Inbox bounds, from `[limits]`.
 #[derive(Debug, Clone, Copy)]
@@ -411,7 +421,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         let payload = delivery.parts();
         let inbox = keys::inbox(p, to);
         let mut inv = ScriptCall::new(&SEND, 2);
-        inv.key(&inbox)
+        inv.key(inbox)
             .key(keys::user_workers(p, to))
             .arg(from)
             .arg(text)
@@ -478,6 +488,41 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
             .arg(receipt.encode());
         let n: i64 = self.invoke(Op::Ack, &inv).await?;
         Ok(n == 1)
+    }
+
+    /// Records several acknowledgements in one call: on one Redis, one script that removes
+    /// them all and publishes their receipts, one `PUBLISH` per worker instance for all the
+    /// receipts it gets; on a cluster the acks touch many slots, so each is its own
+    /// [`Store::ack`], all at once. An error means some may not be recorded: those messages
+    /// stay pending and go out again at the recipient's next `log in` (clients drop
+    /// duplicates by id).
+    pub async fn ack_many(&self, acks: &[&Ack]) -> Result<(), StoreError> {
+        if acks.is_empty() {
+            return Ok(());
+        }
+        if self.cluster {
+            let calls = acks.iter().map(|a| self.ack(&a.to, &a.id, &a.sender));
+            return futures_util::future::join_all(calls)
+                .await
+                .into_iter()
+                .find_map(Result::err)
+                .map_or(Ok(()), Err);
+        }
+        let p = &*self.prefix;
+        let mut inv = ScriptCall::new(&ACK_MANY, 2 * acks.len());
+        for a in acks {
+            inv.key(keys::inbox(p, &a.to))
+                .key(keys::user_workers(p, &a.sender));
+        }
+        inv.arg(self.channel_template())
+            .arg(delivery::RECEIPTS_HEAD)
+            .arg(delivery::RECEIPT_SEP);
+        for a in acks {
+            inv.arg(&a.id)
+                .arg(delivery::receipt_record(&a.sender, &a.id, &a.to));
+        }
+        let _first: i64 = self.invoke(Op::Ack, &inv).await?;
+        Ok(())
     }
 
     /// Registers this worker as holding members of `room`; returns the room's history,

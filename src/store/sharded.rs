@@ -277,7 +277,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         let p = &*self.prefix;
         let inbox = keys::inbox(p, to);
         let mut inv = ScriptCall::new(&SEND_STORE, 2);
-        inv.key(&inbox)
+        inv.key(inbox)
             .key(keys::user_workers(p, to))
             .arg(from)
             .arg(text)

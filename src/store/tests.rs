@@ -117,6 +117,65 @@ async fn ack_publishes_the_encoded_receipt() {
 }
 
 #[tokio::test]
+async fn ack_many_is_one_script_whose_receipts_payload_parses_back() {
+    let rec = Recorder::default().reply(Value::Int(2));
+    let acks = [
+        Ack {
+            to: "bob".into(),
+            id: "5-0".into(),
+            sender: "alice".into(),
+        },
+        Ack {
+            to: "bob".into(),
+            id: "6-0".into(),
+            sender: "carol".into(),
+        },
+    ];
+    store(&rec)
+        .ack_many(&acks.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let sent = rec.sent();
+    assert_eq!(sent.len(), 1, "one round trip for both");
+    let cmd = &sent[0];
+    assert_eq!(
+        &cmd[2..7],
+        [
+            "4",
+            "chat:{u:bob}:inbox",
+            "chat:{u:alice}:workers",
+            "chat:{u:bob}:inbox",
+            "chat:{u:carol}:workers",
+        ]
+    );
+    assert_eq!(cmd[7], "chat:{w:{}}:deliver");
+    assert_eq!(
+        &cmd[10..],
+        ["5-0", "alice\n5-0\nbob", "6-0", "carol\n6-0\nbob"]
+    );
+    // What ack_many.lua publishes to a worker holding both senders.
+    let payload = [cmd[8].as_str(), &cmd[11], &cmd[13]].join(&cmd[9]);
+    assert_eq!(
+        Delivery::parse(&payload),
+        Some(Delivery::Receipts(vec![
+            ("alice".into(), "5-0".into(), "bob".into()),
+            ("carol".into(), "6-0".into(), "bob".into()),
+        ]))
+    );
+    assert_eq!(
+        Delivery::parse(&[cmd[8].as_str(), &cmd[11]].join(&cmd[9])),
+        Some(Delivery::Delivered {
+            sender: "alice".into(),
+            id: "5-0".into(),
+            to: "bob".into()
+        }),
+        "one receipt is the single-receipt format"
+    );
+    assert!(store(&rec).ack_many(&[]).await.is_ok());
+    assert_eq!(rec.sent().len(), 1, "nothing to record, no call");
+}
+
+#[tokio::test]
 async fn room_send_passes_the_payload_around_the_id() {
     let rec = Recorder::default().reply(bulk("3-0"));
     let id = store(&rec)

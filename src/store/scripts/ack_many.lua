@@ -1,0 +1,27 @@
+-- After key.lua. KEYS: inbox(to) and user_workers(sender) of each ack, in pairs.
+-- ARGV: channel template, receipts head, receipt separator, then per ack its message id and
+-- its receipt record (a receipts payload is head .. sep .. record [.. sep .. record …]; see
+-- store::Delivery::Receipts).
+-- Removes the acknowledged messages; each first ack's receipt goes to the workers that hold
+-- its sender, all of this call's receipts for one worker in one PUBLISH. Returns how many
+-- acks were first ones.
+local payloads, order, first = {}, {}, 0
+for i = 1, #KEYS / 2 do
+  local id, record = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  if redis.call('XDEL', KEYS[2 * i - 1], id) == 1 then
+    first = first + 1
+    for _, w in ipairs(redis.call('SMEMBERS', KEYS[2 * i])) do
+      local parts = payloads[w]
+      if not parts then
+        parts = {ARGV[2]}
+        payloads[w] = parts
+        order[#order + 1] = w
+      end
+      parts[#parts + 1] = record
+    end
+  end
+end
+for _, w in ipairs(order) do
+  redis.call('PUBLISH', key(ARGV[1], w), table.concat(payloads[w], ARGV[3]))
+end
+return first
