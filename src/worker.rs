@@ -150,9 +150,11 @@ pub async fn run(
     .with_cluster(link.is_cluster());
     let channel = store.channel();
     let (acks, ack_queue) = crate::app::ack_queue();
+    let (sends, send_queue) = crate::app::send_queue();
     let app = App::new(AppInner {
         store,
         acks,
+        sends,
         registry: Registry::default(),
         metrics: Metrics::default(),
         limits: config.limits.clone(),
@@ -166,6 +168,7 @@ pub async fn run(
     });
 
     tokio::spawn(crate::app::record_acks(app.clone(), ack_queue));
+    tokio::spawn(crate::app::store_sends(app.clone(), send_queue));
 
     let (sio_svc, io) = socketio_builder(&config.limits, config.ws_read_buffer, config.ack_timeout)
         .with_state(app.clone())

@@ -521,3 +521,47 @@ fn publish_calls(cluster: &Workers) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
+
+/// Sends that arrive together are stored together: one script call stores them all and
+/// publishes one payload per worker (`app::send_message`). Each sender still gets its own
+/// id, and each message arrives once, in order, intact, whatever its text (the batch frames
+/// texts by length: newlines, digits and multi-byte characters included).
+#[tokio::test]
+async fn a_burst_of_sends_is_stored_in_batches_and_arrives_intact_in_order() {
+    const N: usize = 40;
+    let cluster = Workers::start(2).await;
+    let (alice, _) = cluster.w(0).login("alice").await;
+    let (mut bob, _) = cluster.w(1).login("bob").await;
+    let texts: Vec<String> = (0..N)
+        .map(|i| format!("{i}\nb\n12\nm\nbob\n✓ é {}", "x".repeat(i)))
+        .collect();
+    let publishes_before = publish_calls(&cluster);
+    // All at once: they reach the worker in the same read.
+    let acks = futures_util::future::join_all(
+        texts
+            .iter()
+            .map(|t| alice.emit_ack("send message", json!({"username": "bob", "message": t}))),
+    )
+    .await;
+    let ids: Vec<String> = acks
+        .into_iter()
+        .map(|a| {
+            let a = a.expect("send ack");
+            assert_eq!(a["ok"], true, "{a}");
+            a["id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), N, "each message its own id");
+    for (id, text) in ids.iter().zip(&texts) {
+        let ev = bob.wait_for("burst", WAIT, is_new_message).await.unwrap();
+        assert_eq!(&ev.data()["id"], id);
+        assert_eq!(&ev.data()["message"], text);
+        assert_eq!(ev.data()["from"], "alice");
+    }
+    let publishes = publish_calls(&cluster) - publishes_before;
+    assert!(
+        publishes <= N as u64 / 2,
+        "{N} messages took {publishes} PUBLISHes: sends were not batched"
+    );
+}

@@ -141,6 +141,11 @@ impl App {
                     self.emit_receipt(sender, id, to);
                 }
             }
+            Delivery::Batch(batch) => {
+                for d in batch {
+                    self.on_delivery(d);
+                }
+            }
         }
     }
 

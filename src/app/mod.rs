@@ -23,6 +23,7 @@ pub use acks::{ack_queue, record_acks, AckQueue};
 pub use delivery::MAX_IN_FLIGHT;
 pub use reply::{wire_size, Reply};
 pub use rooms::HISTORY_MAX_BYTES;
+pub use send_message::{send_queue, store_sends, SendQueue};
 
 use crate::config::Limits;
 use crate::link::LinkConnection;
@@ -51,6 +52,8 @@ pub struct AppInner {
     pub limits: Limits,
     /// `[auth] secret`: when set, `log in` needs a valid token.
     pub auth_secret: Option<String>,
+    /// `send message`s waiting to be stored in a batch by [`store_sends`].
+    pub sends: SendQueue,
     /// Direct messages waiting for their clients' acks, recorded in batches by [`record_acks`].
     pub acks: AckQueue,
     /// Set on SIGTERM: `/health` answers 503 and new handshakes are refused.

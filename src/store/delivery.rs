@@ -30,6 +30,24 @@ pub enum Delivery {
     },
     /// Several receipts in one payload, in order: `(sender, id, to)` each.
     Receipts(Vec<(String, String, String)>),
+    /// Several deliveries in one payload, in order (never batches themselves).
+    Batch(Vec<Delivery>),
+}
+
+/// A batch payload is this head, then for each delivery its payload's length in bytes,
+/// [`BATCH_SEP`] and the payload.
+pub const BATCH_HEAD: &str = "b\n";
+/// What ends the length of each payload in a batch.
+pub const BATCH_SEP: &str = "\n";
+
+/// The payload of a direct message around its id (see [`Parts`]), without building a
+/// [`Delivery`] (which would copy the text).
+pub fn direct_parts(to: &str, from: &str, sent_at: u64) -> (String, String) {
+    let mut n = itoa::Buffer::new();
+    (
+        ["m\n", to, "\n"].concat(),
+        ["\n", from, "\n", n.format(sent_at), "\n"].concat(),
+    )
 }
 
 /// A receipts payload is this head, then each receipt's record ([`receipt_record`]), joined
@@ -65,12 +83,13 @@ impl Delivery {
         self.parts().around(self.id())
     }
 
-    /// The message id this delivery carries.
+    /// The message id this delivery carries (none for a batch: each part has its own).
     pub fn id(&self) -> &str {
         match self {
             Delivery::Direct { message, .. } | Delivery::Room { message, .. } => &message.id,
             Delivery::Delivered { id, .. } => id,
-            Delivery::Receipts(r) => r.first().map_or("", |(_, id, _)| id.as_str()),
+            // Each part carries its own id, already in the payload's head.
+            Delivery::Receipts(_) | Delivery::Batch(_) => "",
         }
     }
 
@@ -126,11 +145,44 @@ impl Delivery {
                     text: "",
                 }
             }
+            Delivery::Batch(batch) => {
+                let mut head = BATCH_HEAD.to_owned();
+                for d in batch {
+                    let payload = d.encode();
+                    head.push_str(itoa::Buffer::new().format(payload.len()));
+                    head.push_str(BATCH_SEP);
+                    head.push_str(&payload);
+                }
+                Parts {
+                    head,
+                    middle: String::new(),
+                    text: "",
+                }
+            }
         }
+    }
+
+    /// The deliveries a batch payload carries: `rest` is what follows [`BATCH_HEAD`].
+    fn parse_batch(mut rest: &str) -> Option<Delivery> {
+        let mut batch = Vec::new();
+        while !rest.is_empty() {
+            let (len, after) = rest.split_once(BATCH_SEP)?;
+            let len: usize = len.parse().ok()?;
+            let payload = after.get(..len)?;
+            match Delivery::parse(payload)? {
+                Delivery::Batch(_) => return None,
+                d => batch.push(d),
+            }
+            rest = &after[len..];
+        }
+        (!batch.is_empty()).then_some(Delivery::Batch(batch))
     }
 
     /// Parses a channel payload; `None` when it is not one [`Delivery::encode`] makes.
     pub fn parse(payload: &str) -> Option<Delivery> {
+        if let Some(rest) = payload.strip_prefix(BATCH_HEAD) {
+            return Self::parse_batch(rest);
+        }
         let (kind, rest) = payload.split_once('\n')?;
         match kind {
             "m" => {
@@ -260,6 +312,22 @@ mod tests {
             ]))
         );
         assert_eq!(Delivery::parse("d\nalice\n5-0\nbob\ncarol"), None);
+        let one = "m\nbob\n5-0\nalice\n42\nhello\nworld";
+        let two = "m\ncarol\n6-0\nalice\n43\n";
+        assert_eq!(
+            Delivery::parse(&format!("b\n{}\n{one}{}\n{two}", one.len(), two.len())),
+            Some(Delivery::Batch(vec![
+                Delivery::parse(one).unwrap(),
+                Delivery::parse(two).unwrap()
+            ]))
+        );
+        assert_eq!(
+            Delivery::parse("b\n99\nm\nbob"),
+            None,
+            "length past the end"
+        );
+        assert_eq!(Delivery::parse("b\n"), None, "empty batch");
+        assert_eq!(Delivery::parse("b\n5\nb\n0\n"), None, "nested batch");
         assert_eq!(Delivery::parse("m\nbob\n5-0"), None);
         assert_eq!(Delivery::parse("x\n"), None);
     }
@@ -288,6 +356,26 @@ mod tests {
                     to: "bob".into(),
                 },
                 "d\nalice\n5-0\nbob",
+            ),
+            (
+                Delivery::Receipts(vec![
+                    ("alice".into(), "5-0".into(), "bob".into()),
+                    ("carol".into(), "6-0".into(), "bob".into()),
+                ]),
+                "d\nalice\n5-0\nbob\ncarol\n6-0\nbob",
+            ),
+            (
+                Delivery::Batch(vec![
+                    Delivery::Direct {
+                        to: "bob".into(),
+                        message: msg("5-0", "hi\n3\n", None),
+                    },
+                    Delivery::Room {
+                        except_sid: "SID".into(),
+                        message: msg("1-0", "text", Some("lobby")),
+                    },
+                ]),
+                "b\n24\nm\nbob\n5-0\nalice\n42\nhi\n3\n29\nr\nlobby\n1-0\nalice\n42\nSID\ntext",
             ),
         ];
         for (d, wire) in cases {

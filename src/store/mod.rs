@@ -38,9 +38,19 @@ use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, RedisError, Script};
 use scripts::{
     ACK, ACK_MANY, HEARTBEAT, JOIN, LEAVE, LOGIN, LOGOUT, REMOVE_WORKER, RESYNC, ROOM_SEND, SEND,
+    SEND_MANY,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// One direct message for [`Store::send_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    pub sent_at: u64,
+}
 
 /// One acknowledgement for [`Store::ack_many`]: `to` acknowledged message `id` from `sender`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -435,6 +445,55 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         let id: String = self.invoke(Op::Send, &inv).await?;
         self.wait_replicated(inbox).await?;
         Ok(id)
+    }
+
+    /// Stores several direct messages and publishes them in one call (one Redis: one script,
+    /// one `PUBLISH` per worker instance that holds a recipient); their ids, in order. When
+    /// this returns `Ok`, every message is in Redis; an error answers each `unavailable`.
+    /// On a cluster the messages live in many slots: each is its own [`Store::send`].
+    pub async fn send_many(&self, messages: &[Outgoing]) -> Result<Vec<String>, StoreError> {
+        if self.cluster {
+            let calls = messages
+                .iter()
+                .map(|m| self.send(&m.from, &m.to, &m.text, m.sent_at));
+            return futures_util::future::join_all(calls)
+                .await
+                .into_iter()
+                .collect();
+        }
+        let Some(first) = messages.first() else {
+            return Ok(Vec::new());
+        };
+        let p = &*self.prefix;
+        let mut inv = ScriptCall::new(&SEND_MANY, 2 * messages.len());
+        for m in messages {
+            inv.key(keys::inbox(p, &m.to))
+                .key(keys::user_workers(p, &m.to));
+        }
+        inv.arg(self.inbox.max_len)
+            .arg(self.min_id(first.sent_at))
+            .arg(self.inbox.ttl.as_millis() as u64)
+            .arg(self.channel_template())
+            .arg(delivery::BATCH_HEAD)
+            .arg(delivery::BATCH_SEP);
+        for m in messages {
+            let (head, middle) = delivery::direct_parts(&m.to, &m.from, m.sent_at);
+            inv.arg(&m.from)
+                .arg(&m.text)
+                .arg(m.sent_at)
+                .arg(head)
+                .arg(middle);
+        }
+        let ids: Vec<String> = self.invoke(Op::Send, &inv).await?;
+        if ids.len() != messages.len() {
+            return Err(StoreError::Redis(RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "send_many returned the wrong number of ids",
+            ))));
+        }
+        // WAIT covers every write before it: one for the whole batch.
+        self.wait_replicated(keys::inbox(p, &first.to)).await?;
+        Ok(ids)
     }
 
     /// With `min_replicas`: waits until that many replicas have the write just made to

@@ -117,6 +117,76 @@ async fn ack_publishes_the_encoded_receipt() {
 }
 
 #[tokio::test]
+async fn send_many_is_one_script_with_each_messages_payload_around_its_id() {
+    let rec = Recorder::default().reply(Value::Array(vec![bulk("5-0"), bulk("6-0")]));
+    let messages = [
+        Outgoing {
+            from: "alice".into(),
+            to: "bob".into(),
+            text: "hi\nthere".into(),
+            sent_at: 1_000_000,
+        },
+        Outgoing {
+            from: "carol".into(),
+            to: "dave".into(),
+            text: "yo".into(),
+            sent_at: 1_000_001,
+        },
+    ];
+    let ids = store(&rec).send_many(&messages).await.unwrap();
+    assert_eq!(ids, ["5-0", "6-0"]);
+    let sent = rec.sent();
+    assert_eq!(sent.len(), 1, "one round trip for both");
+    let cmd = &sent[0];
+    assert_eq!(cmd[0], "EVALSHA");
+    assert_eq!(
+        &cmd[2..7],
+        [
+            "4",
+            "chat:{u:bob}:inbox",
+            "chat:{u:bob}:workers",
+            "chat:{u:dave}:inbox",
+            "chat:{u:dave}:workers",
+        ]
+    );
+    assert_eq!(
+        &cmd[7..13],
+        [
+            "1000",
+            "940000-0",
+            "60000",
+            "chat:{w:{}}:deliver",
+            "b\n",
+            "\n"
+        ]
+    );
+    // Per message: from, text, sent_at, head, middle; head .. id .. middle .. text is its
+    // delivery, and a batch of them parses back.
+    let one = [cmd[16].as_str(), "5-0", &cmd[17], &cmd[14]].concat();
+    let two = [cmd[21].as_str(), "6-0", &cmd[22], &cmd[19]].concat();
+    let batch = [
+        cmd[11].as_str(),
+        &one.len().to_string(),
+        &cmd[12],
+        &one,
+        &two.len().to_string(),
+        &cmd[12],
+        &two,
+    ]
+    .concat();
+    match Delivery::parse(&batch) {
+        Some(Delivery::Batch(ds)) => {
+            assert_eq!(ds.len(), 2);
+            assert!(matches!(&ds[0], Delivery::Direct { to, message }
+                if to == "bob" && message.id == "5-0" && message.message == "hi\nthere"));
+            assert!(matches!(&ds[1], Delivery::Direct { to, message }
+                if to == "dave" && message.from == "carol" && message.sent_at == 1_000_001));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn ack_many_is_one_script_whose_receipts_payload_parses_back() {
     let rec = Recorder::default().reply(Value::Int(2));
     let acks = [
