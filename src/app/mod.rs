@@ -175,7 +175,7 @@ pub async fn on_connect(socket: SocketRef, State(app): State<App>) {
     app.registry.connect(socket.clone(), rates, wire);
     app.metrics.connected();
     socket.on(events::LOG_IN, log_in::on_log_in);
-    socket.on(events::SEND_MESSAGE, send_message::on_send_message);
+    socket.on(events::SEND_MESSAGE, send_message::OnSendMessage);
     socket.on(events::JOIN_ROOM, rooms::on_join_room);
     socket.on(events::LEAVE_ROOM, rooms::on_leave_room);
     socket.on(events::ROOM_MESSAGE, rooms::on_room_message);

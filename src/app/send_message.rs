@@ -1,30 +1,36 @@
 //! `send message`: a direct message to a user, stored in its inbox and delivered by Redis.
 //!
-//! On one Redis the messages sent during the same tick are stored together: each handler
-//! queues its message and waits, and one task ([`store_sends`]) takes everything queued and
-//! stores it with one [`Store::send_many`](crate::store::Store::send_many) call, which
-//! publishes one payload per worker instance. Each sender still hears `ok` only once its
-//! message is in Redis. On a cluster each message is its own call (they live in many slots).
+//! No task per message: socketioxide spawns a task for every call of an async handler, so
+//! this event has its own [`MessageHandler`], [`OnSendMessage`], which validates at once and
+//! queues the message. On one Redis, one task ([`store_sends`]) takes everything queued during
+//! a tick and stores it with one [`Store::send_many`](crate::store::Store::send_many) call,
+//! which publishes one payload per worker instance; then it answers each sender. A sender
+//! hears `ok` only once its message is in Redis. On a cluster each message is its own call
+//! (the inboxes live in many slots), in a task of its own.
 
 use super::{logged_in, payload, rate_check, App, Reply};
 use crate::protocol::{self, events, ChatError, SendMessage};
 use crate::store::{now_ms, Outgoing, StoreError};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
+use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{SocketRef, State, TryData};
-use tokio::sync::{mpsc, oneshot};
+use socketioxide::handler::{FromMessageParts, MessageHandler};
+use socketioxide::socket::Socket;
+use std::sync::Arc;
+use tokio::sync::mpsc;
 
 /// Messages stored in one Redis call at most: bounds how long the script runs in Redis.
 const MAX_BATCH: usize = 128;
 
-/// A message waiting to be stored with its batch, and where its id goes.
+/// A message waiting to be stored with its batch, and its sender's answer.
 pub struct Queued {
     message: Outgoing,
-    stored: oneshot::Sender<Result<String, StoreError>>,
+    reply: Reply,
 }
 
-/// Where the `send message` handlers queue their messages. Unbounded, yet bounded by the
-/// handlers: each waits for its message, and each socket's rate limit bounds its handlers.
+/// Where [`OnSendMessage`] queues messages. Unbounded, yet bounded: each socket's rate limit
+/// bounds what it adds, and a batch leaves the queue within one tick.
 pub type SendQueue = mpsc::UnboundedSender<Queued>;
 
 /// The queue and its receiving end, for [`store_sends`].
@@ -32,8 +38,47 @@ pub fn send_queue() -> (SendQueue, mpsc::UnboundedReceiver<Queued>) {
     mpsc::unbounded_channel()
 }
 
-/// Stores what the handlers queue, everything queued by then in one call, for as long as
-/// the worker runs. Batches overlap: the next is sent while the last waits for Redis (the
+/// The `send message` handler: synchronous, so socketioxide calls it in place instead of
+/// spawning a task for it.
+pub(super) struct OnSendMessage;
+
+impl MessageHandler<LocalAdapter, ()> for OnSendMessage {
+    fn call(&self, s: Arc<Socket>, mut v: socketioxide_core::Value, ack_id: Option<i64>) {
+        let Ok(State(app)) = State::<App>::from_message_parts(&s, &mut v, &ack_id) else {
+            tracing::error!("the worker's state is missing");
+            return;
+        };
+        let Ok(TryData(data)) = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id);
+        let Ok(socket) = SocketRef::from_message_parts(&s, &mut v, &ack_id);
+        let Ok(reply) = Reply::from_message_parts(&s, &mut v, &ack_id);
+        match outgoing(&app, &socket, payload(events::SEND_MESSAGE, data)) {
+            Ok(message) => app.store_direct(message, reply),
+            Err(e) => reply.send(&app, events::SEND_MESSAGE, Err(e)),
+        }
+    }
+}
+
+/// The message a valid `send message` asks to store.
+fn outgoing(
+    app: &App,
+    socket: &SocketRef,
+    data: Result<Value, ChatError>,
+) -> Result<Outgoing, ChatError> {
+    let req: SendMessage = protocol::parse(events::SEND_MESSAGE, data?)?;
+    let from = logged_in(app, socket)?;
+    protocol::validate_username(&req.username)?;
+    protocol::validate_text(&req.message, app.limits.max_message_bytes)?;
+    rate_check(app, socket)?;
+    Ok(Outgoing {
+        from,
+        to: req.username,
+        text: req.message,
+        sent_at: now_ms(),
+    })
+}
+
+/// Stores what [`OnSendMessage`] queues, everything queued by then in one call, for as long
+/// as the worker runs. Batches overlap: the next is sent while the last waits for Redis (the
 /// connection pipelines them, in order).
 pub async fn store_sends(app: App, mut queue: mpsc::UnboundedReceiver<Queued>) {
     let mut storing = FuturesUnordered::new();
@@ -56,65 +101,48 @@ pub async fn store_sends(app: App, mut queue: mpsc::UnboundedReceiver<Queued>) {
 }
 
 async fn store_batch(app: App, batch: Vec<Queued>) {
-    let (messages, replies): (Vec<Outgoing>, Vec<_>) =
-        batch.into_iter().map(|q| (q.message, q.stored)).unzip();
+    let (messages, replies): (Vec<Outgoing>, Vec<Reply>) =
+        batch.into_iter().map(|q| (q.message, q.reply)).unzip();
     match app.store.send_many(&messages).await {
         Ok(ids) => {
             for (reply, id) in replies.into_iter().zip(ids) {
-                let _ = reply.send(Ok(id));
+                app.answer_send(reply, Ok(id));
             }
         }
         Err(e) => {
+            tracing::warn!(messages = replies.len(), "redis call failed: {e}");
             for reply in replies {
-                let _ = reply.send(Err(e.clone()));
+                reply.send(&app, events::SEND_MESSAGE, Err(ChatError::unavailable()));
             }
         }
     }
 }
 
 impl App {
-    /// Stores a direct message: with its batch on one Redis, on its own on a cluster.
-    async fn store_direct(&self, message: Outgoing) -> Result<String, StoreError> {
+    /// Stores a direct message and answers its sender: with its batch on one Redis, on its
+    /// own on a cluster.
+    fn store_direct(&self, message: Outgoing, reply: Reply) {
         if self.store.is_cluster() {
-            let m = &message;
-            return self.store.send(&m.from, &m.to, &m.text, m.sent_at).await;
+            let app = self.clone();
+            tokio::spawn(async move {
+                let m = &message;
+                let stored = app.store.send(&m.from, &m.to, &m.text, m.sent_at).await;
+                app.answer_send(reply, stored);
+            });
+            return;
         }
-        let (stored, id) = oneshot::channel();
-        if self.sends.send(Queued { message, stored }).is_err() {
-            return Err(StoreError::Stopped);
+        if let Err(mpsc::error::SendError(q)) = self.sends.send(Queued { message, reply }) {
+            // The worker is stopping: nothing was accepted.
+            q.reply
+                .send(self, events::SEND_MESSAGE, Err(ChatError::unavailable()));
         }
-        id.await.unwrap_or(Err(StoreError::Stopped))
     }
-}
 
-pub(super) async fn on_send_message(
-    socket: SocketRef,
-    TryData(data): TryData<Value>,
-    reply: Reply,
-    State(app): State<App>,
-) {
-    let result = send_message(&app, &socket, payload(events::SEND_MESSAGE, data)).await;
-    reply.send(&app, events::SEND_MESSAGE, result);
-}
-
-async fn send_message(
-    app: &App,
-    socket: &SocketRef,
-    data: Result<Value, ChatError>,
-) -> Result<Value, ChatError> {
-    let req: SendMessage = protocol::parse(events::SEND_MESSAGE, data?)?;
-    let from = logged_in(app, socket)?;
-    protocol::validate_username(&req.username)?;
-    protocol::validate_text(&req.message, app.limits.max_message_bytes)?;
-    rate_check(app, socket)?;
-    let id = app
-        .store_direct(Outgoing {
-            from,
-            to: req.username,
-            text: req.message,
-            sent_at: now_ms(),
-        })
-        .await?;
-    app.metrics.received();
-    Ok(json!({"ok": true, "id": id}))
+    fn answer_send(&self, reply: Reply, stored: Result<String, StoreError>) {
+        let result = stored.map_err(ChatError::from).map(|id| {
+            self.metrics.received();
+            json!({"ok": true, "id": id})
+        });
+        reply.send(self, events::SEND_MESSAGE, result);
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// What the store could not do. Every variant reaches clients as `unavailable`: nothing was
 /// accepted, so retrying later is safe.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
@@ -14,9 +14,6 @@ pub enum StoreError {
     Redis(#[from] RedisError),
     #[error("only {got} of {want} replicas confirmed the write")]
     NotReplicated { got: i64, want: u32 },
-    /// The worker is stopping: the task that stores messages has ended.
-    #[error("the worker is stopping")]
-    Stopped,
 }
 
 /// A handler's `?` on a store call: the cause goes to the log (the client needs no Redis
