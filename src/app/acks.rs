@@ -18,9 +18,38 @@ use tokio::sync::mpsc;
 /// Acks recorded in one Redis call at most: bounds how long the script runs in Redis.
 const MAX_BATCH: usize = 128;
 
+/// Whatever a client acknowledges with, no arguments included.
+///
+/// It asks to be deserialized as a tuple: socketioxide then hands it the whole argument
+/// array, where for any other type it takes the array's first element, and fails (building
+/// a serde_json error, with its allocations) when a client acks with no arguments at all,
+/// as most do. The visitor skips any number of elements.
+pub struct AnyAck;
+
+impl<'de> serde::Deserialize<'de> for AnyAck {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Skip;
+        impl<'de> serde::de::Visitor<'de> for Skip {
+            type Value = AnyAck;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("ack arguments")
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<AnyAck, S::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(AnyAck)
+            }
+        }
+        // The length is a hint serde_json ignores; any count of arguments is read.
+        d.deserialize_tuple(usize::MAX, Skip)
+    }
+}
+
 /// A direct message emitted to a socket, waiting for the client's ack.
 pub struct Awaited {
-    pub ack: AckStream<serde::de::IgnoredAny>,
+    pub ack: AckStream<AnyAck>,
     pub sid: Sid,
     /// Its size in the socket's flight.
     pub bytes: u64,
@@ -49,7 +78,8 @@ struct Answered {
 
 impl Awaited {
     async fn answered(self) -> Answered {
-        // Any answer counts as an acknowledgement, whatever its arguments.
+        // Any answer counts as an acknowledgement, whatever its arguments (a decode error
+        // too: a client's ack that is not an array still answered).
         let acked = matches!(self.ack.await, Ok(_) | Err(AckError::Decode(_)));
         Answered {
             sid: self.sid,
@@ -115,5 +145,21 @@ async fn record(app: App, batch: Vec<Answered>) {
             let (sid, user) = (a.sid, a.record.to.clone());
             tokio::spawn(async move { app.refill(sid, user).await });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AnyAck;
+
+    #[test]
+    fn any_ack_reads_any_number_of_arguments() {
+        for args in ["[]", "[null]", "[{\"ok\":true}, 2, \"x\"]"] {
+            assert!(serde_json::from_str::<AnyAck>(args).is_ok(), "{args}");
+        }
+        assert!(
+            socketioxide_core::parser::is_de_tuple::<AnyAck>(),
+            "socketioxide must hand it the whole argument array"
+        );
     }
 }

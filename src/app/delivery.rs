@@ -2,7 +2,7 @@
 //! flight, the rest waits in the inbox and goes out in pages (refills) as acks come in;
 //! deliveries that arrive on the worker's Redis channel go to the local sockets.
 
-use super::acks::Awaited;
+use super::acks::{AnyAck, Awaited};
 use super::reply::{event_json_len, wire_size};
 use super::App;
 use crate::protocol::{events, Delivered, NewMessage};
@@ -53,7 +53,7 @@ impl App {
             // Cut: not sent, it stays in the inbox for the next `log in`.
             return Reserve::Emit;
         }
-        match socket.emit_with_ack::<_, serde::de::IgnoredAny>(events::NEW_MESSAGE, message) {
+        match socket.emit_with_ack::<_, AnyAck>(events::NEW_MESSAGE, message) {
             Ok(ack) => {
                 self.metrics.delivered();
                 let awaited = Awaited {

@@ -37,7 +37,7 @@ use keys::SLOT;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, RedisError, Script};
 use scripts::{
-    ACK, ACK_MANY, HEARTBEAT, JOIN, LEAVE, LOGIN, LOGOUT, REMOVE_WORKER, RESYNC, ROOM_SEND, SEND,
+    ACK, ACK_MANY, HEARTBEAT, JOIN, LEAVE, LOGIN, LOGOUT, REMOVE_WORKER, RESYNC, ROOM_SEND,
     SEND_MANY,
 };
 use std::sync::Arc;
@@ -405,7 +405,8 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
     }
 
     /// Stores a direct message in `to`'s inbox and publishes it to `to`'s workers. When this
-    /// returns `Ok(id)`, the message is in Redis.
+    /// returns `Ok(id)`, the message is in Redis. On one Redis it is a [`Store::send_many`] of
+    /// one message.
     pub async fn send(
         &self,
         from: &str,
@@ -413,38 +414,32 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         text: &str,
         sent_at: u64,
     ) -> Result<String, StoreError> {
-        let p = &*self.prefix;
-        let delivery = Delivery::Direct {
-            to: to.to_owned(),
-            message: NewMessage {
-                id: String::new(), // XADD makes it
-                from: from.to_owned(),
-                message: text.to_owned(),
-                sent_at,
-                room: None,
-            },
-        };
         if self.cluster {
+            let delivery = Delivery::Direct {
+                to: to.to_owned(),
+                message: NewMessage {
+                    id: String::new(), // XADD makes it
+                    from: from.to_owned(),
+                    message: text.to_owned(),
+                    sent_at,
+                    room: None,
+                },
+            };
             return self.send_sharded(&delivery, from, to, text, sent_at).await;
         }
-        // The script appends `text`, which it already has, after head .. id .. middle.
-        let payload = delivery.parts();
-        let inbox = keys::inbox(p, to);
-        let mut inv = ScriptCall::new(&SEND, 2);
-        inv.key(inbox)
-            .key(keys::user_workers(p, to))
-            .arg(from)
-            .arg(text)
-            .arg(sent_at)
-            .arg(self.inbox.max_len)
-            .arg(self.min_id(sent_at))
-            .arg(self.inbox.ttl.as_millis() as u64)
-            .arg(self.channel_template())
-            .arg(payload.head)
-            .arg(payload.middle);
-        let id: String = self.invoke(Op::Send, &inv).await?;
-        self.wait_replicated(inbox).await?;
-        Ok(id)
+        let message = Outgoing {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            text: text.to_owned(),
+            sent_at,
+        };
+        let mut ids = self.send_many(std::slice::from_ref(&message)).await?;
+        ids.pop().ok_or_else(|| {
+            StoreError::Redis(RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "send returned no id",
+            )))
+        })
     }
 
     /// Stores several direct messages and publishes them in one call (one Redis: one script,
@@ -471,7 +466,6 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
                 .key(keys::user_workers(p, &m.to));
         }
         inv.arg(self.inbox.max_len)
-            .arg(self.min_id(first.sent_at))
             .arg(self.inbox.ttl.as_millis() as u64)
             .arg(self.channel_template())
             .arg(delivery::BATCH_HEAD)

@@ -23,9 +23,8 @@ pub(super) static REMOVE_WORKER: LazyLock<Script> =
 pub(super) static LOGIN: LazyLock<Script> = script!("login.lua");
 /// The user's last local socket left.
 pub(super) static LOGOUT: LazyLock<Script> = script!("logout.lua");
-/// Stores a direct message and publishes it to the recipient's instances.
-pub(super) static SEND: LazyLock<Script> = script!("key.lua", "deliver.lua", "send.lua");
-/// Stores several direct messages and publishes them, one PUBLISH per worker instance.
+/// Stores direct messages and publishes them to the recipients' instances, one PUBLISH per
+/// instance.
 pub(super) static SEND_MANY: LazyLock<Script> = script!("key.lua", "deliver.lua", "send_many.lua");
 /// Removes an acknowledged message; the first ack publishes the receipt.
 pub(super) static ACK: LazyLock<Script> = script!("key.lua", "deliver.lua", "ack.lua");
