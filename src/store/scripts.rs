@@ -29,7 +29,7 @@ pub(super) static SEND_MANY: LazyLock<Script> = script!("key.lua", "deliver.lua"
 /// Removes an acknowledged message; the first ack publishes the receipt.
 pub(super) static ACK: LazyLock<Script> = script!("key.lua", "deliver.lua", "ack.lua");
 /// Removes several acknowledged messages; receipts go out one PUBLISH per worker instance.
-pub(super) static ACK_MANY: LazyLock<Script> = script!("key.lua", "ack_many.lua");
+pub(super) static ACK_MANY: LazyLock<Script> = script!("key.lua", "deliver.lua", "ack_many.lua");
 /// Registers room membership and returns the history.
 pub(super) static JOIN: LazyLock<Script> = script!("join.lua");
 /// The room's last local member left.

@@ -9,6 +9,13 @@
 -- delivery). Returns the ids in order.
 -- Entries older than the TTL are not trimmed here (one command less per message): the
 -- inbox is read from the oldest id still young enough, and `log in` trims them (login.lua).
+if #KEYS == 2 then
+  -- One message, the usual case below a few thousand per second: no tables to build.
+  local id = append(KEYS[1], ARGV[1], ARGV[6], ARGV[7], ARGV[8])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  publish(KEYS[2], ARGV[3], ARGV[9] .. id .. ARGV[10] .. ARGV[7])
+  return {id}
+end
 local ids, out, order = {}, {}, {}
 for i = 1, #KEYS / 2 do
   local a = 5 + 5 * (i - 1)
