@@ -37,7 +37,7 @@ pub(super) async fn on_log_in(
                 app.emit_direct(&socket, &username, &message, false);
             }
         }
-        Err(e) => reply.send(&app, events::LOG_IN, Err(e)),
+        Err(e) => reply.fail(&app, events::LOG_IN, e),
     }
 }
 

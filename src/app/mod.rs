@@ -238,7 +238,7 @@ async fn on_unknown_event(
     let err = event_rate_check(&app, &socket)
         .err()
         .unwrap_or_else(|| ChatError::bad_request(format!("unknown event `{event}`")));
-    reply.send(&app, &event, Err(err));
+    reply.fail(&app, &event, err);
 }
 
 async fn on_disconnect(socket: SocketRef, reason: DisconnectReason, State(app): State<App>) {

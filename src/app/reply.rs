@@ -5,7 +5,6 @@ use super::App;
 use crate::protocol::{events, ChatError};
 use crate::registry::Charge;
 use serde::Serialize;
-use serde_json::Value;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::FromMessageParts;
@@ -38,21 +37,31 @@ impl FromMessageParts<LocalAdapter> for Reply {
 }
 
 impl Reply {
-    pub(super) fn send(self, app: &App, event: &str, result: Result<Value, ChatError>) {
-        if let Err(e) = &result {
-            app.metrics.error(e.code);
-        }
-        let ack = match result {
-            Ok(v) => v,
-            Err(e) if self.wants_ack => e.to_ack(),
+    /// Answers with `result`: `T` is any serializable answer, so a hot handler can answer
+    /// with a plain struct instead of building a JSON map.
+    pub(super) fn send<T: Serialize>(self, app: &App, event: &str, result: Result<T, ChatError>) {
+        match result {
+            Ok(answer) => self.ack_with(app, &answer),
             Err(e) => {
-                app.emit_to(&self.socket, events::CHAT_ERROR, &e.to_event(event));
-                return;
+                app.metrics.error(e.code);
+                if self.wants_ack {
+                    self.ack_with(app, &e.to_ack());
+                } else {
+                    app.emit_to(&self.socket, events::CHAT_ERROR, &e.to_event(event));
+                }
             }
-        };
+        }
+    }
+
+    /// Answers with a failure.
+    pub(super) fn fail(self, app: &App, event: &str, e: ChatError) {
+        self.send::<()>(app, event, Err(e));
+    }
+
+    fn ack_with<T: Serialize>(self, app: &App, answer: &T) {
         // An ack is `43<id>[json]`: the JSON and its brackets.
-        if self.wants_ack && app.admit(&self.socket, json_len(&ack) + 2) {
-            let _ = self.ack.send(&ack);
+        if self.wants_ack && app.admit(&self.socket, json_len(answer) + 2) {
+            let _ = self.ack.send(answer);
         }
     }
 }

@@ -12,7 +12,7 @@ use super::{logged_in, payload, rate_check, App, Reply};
 use crate::protocol::{self, events, ChatError, SendMessage};
 use crate::store::{now_ms, Outgoing, StoreError};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::handler::{FromMessageParts, MessageHandler};
@@ -38,6 +38,14 @@ pub fn send_queue() -> (SendQueue, mpsc::UnboundedReceiver<Queued>) {
     mpsc::unbounded_channel()
 }
 
+/// The answer to a stored `send message`: `{"ok": true, "id": ID}` (SPEC §3), without
+/// building a JSON map for it.
+#[derive(serde::Serialize)]
+struct Sent {
+    ok: bool,
+    id: String,
+}
+
 /// The `send message` handler: synchronous, so socketioxide calls it in place instead of
 /// spawning a task for it.
 pub(super) struct OnSendMessage;
@@ -53,7 +61,7 @@ impl MessageHandler<LocalAdapter, ()> for OnSendMessage {
         let Ok(reply) = Reply::from_message_parts(&s, &mut v, &ack_id);
         match outgoing(&app, &socket, payload(events::SEND_MESSAGE, data)) {
             Ok(message) => app.store_direct(message, reply),
-            Err(e) => reply.send(&app, events::SEND_MESSAGE, Err(e)),
+            Err(e) => reply.fail(&app, events::SEND_MESSAGE, e),
         }
     }
 }
@@ -112,7 +120,7 @@ async fn store_batch(app: App, batch: Vec<Queued>) {
         Err(e) => {
             tracing::warn!(messages = replies.len(), "redis call failed: {e}");
             for reply in replies {
-                reply.send(&app, events::SEND_MESSAGE, Err(ChatError::unavailable()));
+                reply.fail(&app, events::SEND_MESSAGE, ChatError::unavailable());
             }
         }
     }
@@ -134,14 +142,14 @@ impl App {
         if let Err(mpsc::error::SendError(q)) = self.sends.send(Queued { message, reply }) {
             // The worker is stopping: nothing was accepted.
             q.reply
-                .send(self, events::SEND_MESSAGE, Err(ChatError::unavailable()));
+                .fail(self, events::SEND_MESSAGE, ChatError::unavailable());
         }
     }
 
     fn answer_send(&self, reply: Reply, stored: Result<String, StoreError>) {
         let result = stored.map_err(ChatError::from).map(|id| {
             self.metrics.received();
-            json!({"ok": true, "id": id})
+            Sent { ok: true, id }
         });
         reply.send(self, events::SEND_MESSAGE, result);
     }

@@ -22,8 +22,10 @@ impl<'s> ScriptCall<'s> {
     /// A call of `script` with exactly `keys` keys, added with [`ScriptCall::key`] before any
     /// [`ScriptCall::arg`].
     pub(super) fn new(script: &'s Script, keys: usize) -> Self {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(script.get_hash()).arg(keys);
+        // Room for the keys and a few arguments each, so the buffers rarely grow while the
+        // call is written (a send of one message is about 10 arguments and 200 bytes).
+        let mut cmd = redis::Cmd::with_capacity(8 + 6 * keys, 160 + 96 * keys);
+        cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys);
         Self {
             script,
             cmd,
