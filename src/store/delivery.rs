@@ -100,18 +100,14 @@ impl Delivery {
     pub fn parts(&self) -> Parts<'_> {
         let mut sent_at = itoa::Buffer::new();
         match self {
-            Delivery::Direct { to, message } => Parts {
-                head: ["m\n", to, "\n"].concat(),
-                middle: [
-                    "\n",
-                    &message.from,
-                    "\n",
-                    sent_at.format(message.sent_at),
-                    "\n",
-                ]
-                .concat(),
-                text: &message.message,
-            },
+            Delivery::Direct { to, message } => {
+                let (head, middle) = direct_parts(to, &message.from, message.sent_at);
+                Parts {
+                    head,
+                    middle,
+                    text: &message.message,
+                }
+            }
             Delivery::Room {
                 except_sid,
                 message,

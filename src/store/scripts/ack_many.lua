@@ -11,23 +11,15 @@ if #KEYS == 2 then
   if n == 1 then publish(KEYS[2], ARGV[1], ARGV[2] .. ARGV[3] .. ARGV[5]) end
   return n
 end
-local payloads, order, first = {}, {}, 0
+local records, order, first = {}, {}, 0
 for i = 1, #KEYS / 2 do
   local id, record = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
   if redis.call('XDEL', KEYS[2 * i - 1], id) == 1 then
     first = first + 1
-    for _, w in ipairs(redis.call('SMEMBERS', KEYS[2 * i])) do
-      local parts = payloads[w]
-      if not parts then
-        parts = {ARGV[2]}
-        payloads[w] = parts
-        order[#order + 1] = w
-      end
-      parts[#parts + 1] = record
-    end
+    add_for_each(KEYS[2 * i], records, order, record)
   end
 end
 for _, w in ipairs(order) do
-  redis.call('PUBLISH', key(ARGV[1], w), table.concat(payloads[w], ARGV[3]))
+  redis.call('PUBLISH', key(ARGV[1], w), ARGV[2] .. ARGV[3] .. table.concat(records[w], ARGV[3]))
 end
 return first

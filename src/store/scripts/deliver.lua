@@ -14,3 +14,18 @@ local function publish(instances, channel, payload)
     redis.call('PUBLISH', key(channel, w), payload)
   end
 end
+
+-- For a call that publishes several payloads: appends `item` to the list of every instance in
+-- the SET `instances` (lists[w], created on first use, and `order` keeps the instances in the
+-- order they first appeared, so each gets its items in order in one PUBLISH).
+local function add_for_each(instances, lists, order, item)
+  for _, w in ipairs(redis.call('SMEMBERS', instances)) do
+    local list = lists[w]
+    if not list then
+      list = {}
+      lists[w] = list
+      order[#order + 1] = w
+    end
+    list[#list + 1] = item
+  end
+end

@@ -23,16 +23,7 @@ for i = 1, #KEYS / 2 do
   local id = append(inbox, ARGV[1], ARGV[a + 1], text, ARGV[a + 3])
   redis.call('PEXPIRE', inbox, ARGV[2])
   ids[i] = id
-  local payload = ARGV[a + 4] .. id .. ARGV[a + 5] .. text
-  for _, w in ipairs(redis.call('SMEMBERS', KEYS[2 * i])) do
-    local list = out[w]
-    if not list then
-      list = {}
-      out[w] = list
-      order[#order + 1] = w
-    end
-    list[#list + 1] = payload
-  end
+  add_for_each(KEYS[2 * i], out, order, ARGV[a + 4] .. id .. ARGV[a + 5] .. text)
 end
 for _, w in ipairs(order) do
   local list, payload = out[w], nil
