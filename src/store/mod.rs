@@ -466,6 +466,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
                 .key(keys::user_workers(p, &m.to));
         }
         inv.arg(self.inbox.max_len)
+            .arg(self.min_id(first.sent_at))
             .arg(self.inbox.ttl.as_millis() as u64)
             .arg(self.channel_template())
             .arg(delivery::BATCH_HEAD)

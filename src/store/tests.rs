@@ -62,6 +62,7 @@ async fn send_runs_one_script_on_the_inbox_and_the_user_map() {
         &cmd[5..],
         [
             "1000",
+            "940000-0",
             "60000",
             "chat:{w:{}}:deliver",
             "b\n",
@@ -84,7 +85,7 @@ async fn the_published_payload_is_the_delivery_encoding() {
         .await
         .unwrap();
     let a = &rec.sent()[0];
-    let published = [a[13].as_str(), "5-0", &a[14], &a[11]].concat();
+    let published = [a[14].as_str(), "5-0", &a[15], &a[12]].concat();
     let expected = Delivery::Direct {
         to: "bob".into(),
         message: NewMessage {
@@ -133,20 +134,27 @@ async fn send_many_is_one_script_with_each_messages_payload_around_its_id() {
         ]
     );
     assert_eq!(
-        &cmd[7..12],
-        ["1000", "60000", "chat:{w:{}}:deliver", "b\n", "\n"]
+        &cmd[7..13],
+        [
+            "1000",
+            "940000-0",
+            "60000",
+            "chat:{w:{}}:deliver",
+            "b\n",
+            "\n"
+        ]
     );
     // Per message: from, text, sent_at, head, middle; head .. id .. middle .. text is its
     // delivery, and a batch of them parses back.
-    let one = [cmd[15].as_str(), "5-0", &cmd[16], &cmd[13]].concat();
-    let two = [cmd[20].as_str(), "6-0", &cmd[21], &cmd[18]].concat();
+    let one = [cmd[16].as_str(), "5-0", &cmd[17], &cmd[14]].concat();
+    let two = [cmd[21].as_str(), "6-0", &cmd[22], &cmd[19]].concat();
     let batch = [
-        cmd[10].as_str(),
+        cmd[11].as_str(),
         &one.len().to_string(),
-        &cmd[11],
+        &cmd[12],
         &one,
         &two.len().to_string(),
-        &cmd[11],
+        &cmd[12],
         &two,
     ]
     .concat();
