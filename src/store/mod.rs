@@ -37,8 +37,7 @@ use keys::SLOT;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, RedisError, Script};
 use scripts::{
-    ACK, ACK_MANY, HEARTBEAT, JOIN, LEAVE, LOGIN, LOGOUT, REMOVE_WORKER, RESYNC, ROOM_SEND,
-    SEND_MANY,
+    ACK_MANY, HEARTBEAT, JOIN, LEAVE, LOGIN, LOGOUT, REMOVE_WORKER, RESYNC, ROOM_SEND, SEND_MANY,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -525,23 +524,20 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
 
     /// `to` acknowledged message `id` from `sender`; `Ok(true)` for the first ack.
     pub async fn ack(&self, to: &str, id: &str, sender: &str) -> Result<bool, StoreError> {
-        let p = &*self.prefix;
-        let receipt = Delivery::Delivered {
-            sender: sender.to_owned(),
-            id: id.to_owned(),
-            to: to.to_owned(),
-        };
         if self.cluster {
+            let receipt = Delivery::Delivered {
+                sender: sender.to_owned(),
+                id: id.to_owned(),
+                to: to.to_owned(),
+            };
             return self.ack_sharded(to, id, sender, &receipt.encode()).await;
         }
-        let mut inv = ScriptCall::new(&ACK, 2);
-        inv.key(keys::inbox(p, to))
-            .key(keys::user_workers(p, sender))
-            .arg(id)
-            .arg(self.channel_template())
-            .arg(receipt.encode());
-        let n: i64 = self.invoke(Op::Ack, &inv).await?;
-        Ok(n == 1)
+        let ack = Ack {
+            to: to.to_owned(),
+            id: id.to_owned(),
+            sender: sender.to_owned(),
+        };
+        Ok(self.ack_script(&[&ack]).await? == 1)
     }
 
     /// Records several acknowledgements in one call: on one Redis, one script that removes
@@ -562,6 +558,11 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
                 .find_map(Result::err)
                 .map_or(Ok(()), Err);
         }
+        self.ack_script(acks).await.map(drop)
+    }
+
+    /// `ack_many.lua` on one Redis: how many of `acks` were first acks.
+    async fn ack_script(&self, acks: &[&Ack]) -> Result<i64, StoreError> {
         let p = &*self.prefix;
         let mut inv = ScriptCall::new(&ACK_MANY, 2 * acks.len());
         for a in acks {
@@ -575,8 +576,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
             inv.arg(&a.id)
                 .arg(delivery::receipt_record(&a.sender, &a.id, &a.to));
         }
-        let _first: i64 = self.invoke(Op::Ack, &inv).await?;
-        Ok(())
+        self.invoke(Op::Ack, &inv).await
     }
 
     /// Registers this worker as holding members of `room`; returns the room's history,

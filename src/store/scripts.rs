@@ -26,9 +26,8 @@ pub(super) static LOGOUT: LazyLock<Script> = script!("logout.lua");
 /// Stores direct messages and publishes them to the recipients' instances, one PUBLISH per
 /// instance.
 pub(super) static SEND_MANY: LazyLock<Script> = script!("key.lua", "deliver.lua", "send_many.lua");
-/// Removes an acknowledged message; the first ack publishes the receipt.
-pub(super) static ACK: LazyLock<Script> = script!("key.lua", "deliver.lua", "ack.lua");
-/// Removes several acknowledged messages; receipts go out one PUBLISH per worker instance.
+/// Removes acknowledged messages; the first ack of each publishes its receipt, one PUBLISH
+/// per worker instance.
 pub(super) static ACK_MANY: LazyLock<Script> = script!("key.lua", "deliver.lua", "ack_many.lua");
 /// Registers room membership and returns the history.
 pub(super) static JOIN: LazyLock<Script> = script!("join.lua");

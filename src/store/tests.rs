@@ -101,6 +101,37 @@ async fn the_published_payload_is_the_delivery_encoding() {
 }
 
 #[tokio::test]
+async fn ack_publishes_the_encoded_receipt() {
+    let rec = Recorder::default().reply(Value::Int(1));
+    assert!(store(&rec).ack("bob", "5-0", "alice").await.unwrap());
+    let cmd = &rec.sent()[0];
+    assert_eq!(
+        &cmd[2..],
+        [
+            "2",
+            "chat:{u:bob}:inbox",
+            "chat:{u:alice}:workers",
+            "chat:{w:{}}:deliver",
+            "d",
+            "\n",
+            "5-0",
+            "alice\n5-0\nbob"
+        ]
+    );
+    // ack_many.lua publishes head .. sep .. record for one receipt: the single receipt.
+    let published = [cmd[6].as_str(), &cmd[7], &cmd[9]].concat();
+    assert_eq!(
+        published,
+        Delivery::Delivered {
+            sender: "alice".into(),
+            id: "5-0".into(),
+            to: "bob".into()
+        }
+        .encode()
+    );
+}
+
+#[tokio::test]
 async fn send_many_is_one_script_with_each_messages_payload_around_its_id() {
     let rec = Recorder::default().reply(Value::Array(vec![bulk("5-0"), bulk("6-0")]));
     let messages = [
