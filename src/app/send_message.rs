@@ -2,11 +2,11 @@
 //!
 //! No task per message: socketioxide spawns a task for every call of an async handler, so
 //! this event has its own [`MessageHandler`], [`OnSendMessage`], which validates at once and
-//! queues the message. On one Redis, one task ([`store_sends`]) takes everything queued during
-//! a tick and stores it with one [`Store::send_many`](crate::store::Store::send_many) call,
-//! which publishes one payload per worker instance; then it answers each sender. A sender
-//! hears `ok` only once its message is in Redis. On a cluster each message is its own call
-//! (the inboxes live in many slots), in a task of its own.
+//! queues the message. One task ([`store_sends`]) takes everything queued during a tick and
+//! stores it with one [`Store::send_many`](crate::store::Store::send_many) (on one Redis one
+//! script call, which publishes one payload per worker instance; on a cluster one call per
+//! message, all at once, since the inboxes live in many slots); then it answers each sender.
+//! A sender hears `ok` only once its own message is in Redis.
 
 use super::{logged_in, payload, rate_check, App, Reply};
 use crate::protocol::{self, events, ChatError, SendMessage};
@@ -111,34 +111,15 @@ pub async fn store_sends(app: App, mut queue: mpsc::UnboundedReceiver<Queued>) {
 async fn store_batch(app: App, batch: Vec<Queued>) {
     let (messages, replies): (Vec<Outgoing>, Vec<Reply>) =
         batch.into_iter().map(|q| (q.message, q.reply)).unzip();
-    match app.store.send_many(&messages).await {
-        Ok(ids) => {
-            for (reply, id) in replies.into_iter().zip(ids) {
-                app.answer_send(reply, Ok(id));
-            }
-        }
-        Err(e) => {
-            tracing::warn!(messages = replies.len(), "redis call failed: {e}");
-            for reply in replies {
-                reply.fail(&app, events::SEND_MESSAGE, ChatError::unavailable());
-            }
-        }
+    let stored = app.store.send_many(&messages).await;
+    for (reply, outcome) in replies.into_iter().zip(stored) {
+        app.answer_send(reply, outcome);
     }
 }
 
 impl App {
-    /// Stores a direct message and answers its sender: with its batch on one Redis, on its
-    /// own on a cluster.
+    /// Queues a direct message for [`store_sends`], which answers its sender.
     fn store_direct(&self, message: Outgoing, reply: Reply) {
-        if self.store.is_cluster() {
-            let app = self.clone();
-            tokio::spawn(async move {
-                let m = &message;
-                let stored = app.store.send(&m.from, &m.to, &m.text, m.sent_at).await;
-                app.answer_send(reply, stored);
-            });
-            return;
-        }
         if let Err(mpsc::error::SendError(q)) = self.sends.send(Queued { message, reply }) {
             // The worker is stopping: nothing was accepted.
             q.reply

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// What the store could not do. Every variant reaches clients as `unavailable`: nothing was
 /// accepted, so retrying later is safe.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),

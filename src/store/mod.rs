@@ -184,6 +184,14 @@ fn observe(op: Op, took: Duration) {
     let _ = (op, took);
 }
 
+/// A reply of a shape our own script never returns.
+fn unexpected_reply(what: &'static str) -> StoreError {
+    StoreError::Redis(RedisError::from((
+        redis::ErrorKind::UnexpectedReturnType,
+        what,
+    )))
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -432,29 +440,32 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
             text: text.to_owned(),
             sent_at,
         };
-        let mut ids = self.send_many(std::slice::from_ref(&message)).await?;
-        ids.pop().ok_or_else(|| {
-            StoreError::Redis(RedisError::from((
-                redis::ErrorKind::UnexpectedReturnType,
-                "send returned no id",
-            )))
-        })
+        self.send_many(std::slice::from_ref(&message))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(unexpected_reply("send returned no id")))
     }
 
-    /// Stores several direct messages and publishes them in one call (one Redis: one script,
-    /// one `PUBLISH` per worker instance that holds a recipient); their ids, in order. When
-    /// this returns `Ok`, every message is in Redis; an error answers each `unavailable`.
-    /// On a cluster the messages live in many slots: each is its own [`Store::send`].
-    pub async fn send_many(&self, messages: &[Outgoing]) -> Result<Vec<String>, StoreError> {
+    /// Stores several direct messages and publishes them; each message's outcome, in order.
+    /// When one is `Ok(id)`, that message is in Redis. On one Redis they are one call (one
+    /// script, one `PUBLISH` per worker instance that holds a recipient) and share its outcome;
+    /// on a cluster the messages live in many slots, so each is its own [`Store::send`], all at
+    /// once, with its own outcome.
+    pub async fn send_many(&self, messages: &[Outgoing]) -> Vec<Result<String, StoreError>> {
         if self.cluster {
             let calls = messages
                 .iter()
                 .map(|m| self.send(&m.from, &m.to, &m.text, m.sent_at));
-            return futures_util::future::join_all(calls)
-                .await
-                .into_iter()
-                .collect();
+            return futures_util::future::join_all(calls).await;
         }
+        match self.send_script(messages).await {
+            Ok(ids) => ids.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e); messages.len()],
+        }
+    }
+
+    /// `send_many.lua` on one Redis: the messages' ids, in order.
+    async fn send_script(&self, messages: &[Outgoing]) -> Result<Vec<String>, StoreError> {
         let Some(first) = messages.first() else {
             return Ok(Vec::new());
         };
@@ -480,10 +491,9 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         }
         let ids: Vec<String> = self.invoke(Op::Send, &inv).await?;
         if ids.len() != messages.len() {
-            return Err(StoreError::Redis(RedisError::from((
-                redis::ErrorKind::UnexpectedReturnType,
+            return Err(unexpected_reply(
                 "send_many returned the wrong number of ids",
-            ))));
+            ));
         }
         // WAIT covers every write before it: one for the whole batch.
         self.wait_replicated(keys::inbox(p, &first.to)).await?;

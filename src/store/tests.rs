@@ -148,7 +148,12 @@ async fn send_many_is_one_script_with_each_messages_payload_around_its_id() {
             sent_at: 1_000_001,
         },
     ];
-    let ids = store(&rec).send_many(&messages).await.unwrap();
+    let ids: Vec<String> = store(&rec)
+        .send_many(&messages)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(ids, ["5-0", "6-0"]);
     let sent = rec.sent();
     assert_eq!(sent.len(), 1, "one round trip for both");
@@ -397,6 +402,19 @@ async fn redis_errors_become_store_errors() {
         },
     );
     assert!(s.send("a", "b", "c", 1).await.is_err());
+    // A failed batch fails every message in it: each sender hears `unavailable`.
+    let batch: Vec<Outgoing> = ["b", "c", "d"]
+        .iter()
+        .map(|to| Outgoing {
+            from: "a".into(),
+            to: (*to).into(),
+            text: "t".into(),
+            sent_at: 1,
+        })
+        .collect();
+    let outcomes = s.send_many(&batch).await;
+    assert_eq!(outcomes.len(), 3);
+    assert!(outcomes.iter().all(Result::is_err));
 }
 
 #[test]
