@@ -6,7 +6,7 @@
 //! which also sends their `delivered` receipts as one `PUBLISH` per worker instance. Only then
 //! does each message leave its socket's flight, as before.
 
-use super::App;
+use super::{batch_of, App};
 use crate::store::Ack;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
@@ -14,9 +14,6 @@ use socketioxide::ack::AckStream;
 use socketioxide::socket::Sid;
 use socketioxide::AckError;
 use tokio::sync::mpsc;
-
-/// Acks recorded in one Redis call at most: bounds how long the script runs in Redis.
-const MAX_BATCH: usize = 128;
 
 /// Whatever a client acknowledges with, no arguments included.
 ///
@@ -107,13 +104,7 @@ pub async fn record_acks(app: App, mut queue: mpsc::UnboundedReceiver<Awaited>) 
             }
             Some(first) = waiting.next(), if !waiting.is_empty() => {
                 // Everything else answered by now joins the batch.
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match waiting.next().now_or_never() {
-                        Some(Some(more)) => batch.push(more),
-                        _ => break,
-                    }
-                }
+                let batch = batch_of(first, || waiting.next().now_or_never().flatten());
                 recording.push(record(app.clone(), batch));
             }
             Some(()) = recording.next(), if !recording.is_empty() => {}

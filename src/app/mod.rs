@@ -118,6 +118,22 @@ impl App {
     }
 }
 
+/// Calls (scripts) that store or record a batch hold at most this many messages: bounds how
+/// long one script runs in Redis, whatever arrives in one tick.
+const MAX_BATCH: usize = 128;
+
+/// A batch: `first`, then what `more` still has ready, at most [`MAX_BATCH`] in all.
+fn batch_of<T>(first: T, mut more: impl FnMut() -> Option<T>) -> Vec<T> {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match more() {
+            Some(next) => batch.push(next),
+            None => break,
+        }
+    }
+    batch
+}
+
 fn payload(event: &str, data: Result<Value, impl std::fmt::Display>) -> Result<Value, ChatError> {
     data.map_err(|e| ChatError::bad_request(format!("`{event}` needs a JSON object payload: {e}")))
 }
@@ -254,5 +270,21 @@ async fn on_disconnect(socket: SocketRef, reason: DisconnectReason, State(app): 
     }
     for room in departure.emptied_rooms {
         forget_room(&app, room);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{batch_of, MAX_BATCH};
+
+    #[test]
+    fn a_batch_stops_at_its_cap_and_leaves_the_rest_for_the_next() {
+        let mut ready = 1..300;
+        let batch = batch_of(0, || ready.next());
+        assert_eq!(batch.len(), MAX_BATCH);
+        assert_eq!(batch[MAX_BATCH - 1], MAX_BATCH - 1, "in order");
+        assert_eq!(ready.next(), Some(MAX_BATCH), "the rest waits");
+        let mut none = std::iter::empty();
+        assert_eq!(batch_of(7, || none.next()), [7]);
     }
 }

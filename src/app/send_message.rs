@@ -8,7 +8,7 @@
 //! message, all at once, since the inboxes live in many slots); then it answers each sender.
 //! A sender hears `ok` only once its own message is in Redis.
 
-use super::{logged_in, payload, rate_check, App, Reply};
+use super::{batch_of, logged_in, payload, rate_check, App, Reply};
 use crate::protocol::{self, events, ChatError, SendMessage};
 use crate::store::{now_ms, Outgoing, StoreError};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -19,9 +19,6 @@ use socketioxide::handler::{FromMessageParts, MessageHandler};
 use socketioxide::socket::Socket;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-
-/// Messages stored in one Redis call at most: bounds how long the script runs in Redis.
-const MAX_BATCH: usize = 128;
 
 /// A message waiting to be stored with its batch, and its sender's answer.
 pub struct Queued {
@@ -94,13 +91,7 @@ pub async fn store_sends(app: App, mut queue: mpsc::UnboundedReceiver<Queued>) {
         tokio::select! {
             queued = queue.recv() => {
                 let Some(first) = queued else { return };
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match queue.try_recv() {
-                        Ok(more) => batch.push(more),
-                        Err(_) => break,
-                    }
-                }
+                let batch = batch_of(first, || queue.try_recv().ok());
                 storing.push(store_batch(app.clone(), batch));
             }
             Some(()) = storing.next(), if !storing.is_empty() => {}
