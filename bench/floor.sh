@@ -3,7 +3,9 @@
 # socketioxide server with the worker's runtime and settings and no application code
 # (sio-floor), in one run, each on a freshly started process, the same chat-bench client.
 # With OLD_WORKER=path, a previous chat-worker build is measured in the same run too. And a
-# design option: eio-single, one task per connection speaking just enough Engine.IO.
+# design option: eio-single, one task per connection speaking just enough Engine.IO. With
+# LEAN_BIN=folder (what bench/build-lean.sh prints), design option 3 too: sio-floor and
+# chat-worker built against engineioxide with bench/engineioxide-lean.patch.
 #
 #   OUT=bench/runs/NAME bench/floor.sh          # sizes: SIZES="3000 10000" (per process)
 #
@@ -16,6 +18,7 @@ BIN=$ROOT/target/release
 OUT=${OUT:-$ROOT/bench/results/floor-$(date -u +%Y%m%d-%H%M%S)}
 SIZES=${SIZES:-3000 10000}
 OLD_WORKER=${OLD_WORKER:-}
+LEAN_BIN=${LEAN_BIN:-}
 mkdir -p "$OUT"
 log() { echo "floor: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -84,6 +87,11 @@ worker() { echo "$1" --id 0 --port 0 --host 127.0.0.1 --redis "redis://127.0.0.1
     measure eio-single "$n" "$BIN/eio-single" 0
     # shellcheck disable=SC2046
     measure chat-worker "$n" $(worker "$BIN/chat-worker")
+    if [[ -n "$LEAN_BIN" ]]; then
+      measure sio-floor-lean "$n" "$LEAN_BIN/sio-floor" 0
+      # shellcheck disable=SC2046
+      measure chat-worker-lean "$n" $(worker "$LEAN_BIN/chat-worker")
+    fi
     if [[ -n "$OLD_WORKER" ]]; then
       # shellcheck disable=SC2046
       measure chat-worker-old "$n" $(worker "$OLD_WORKER")

@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
 # Callgrind profile of one release chat-worker under a modest fixed load (perf has no hardware
-# counters in this VM). One worker, its own redis-server on 127.0.0.1:6393, chat-bench direct to
-# the worker. Counters are zeroed when chat-bench enters its measured phase, so the profile is the
+# counters in this VM). One worker, its own redis-server, both on free loopback ports, chat-bench
+# direct to the worker. Counters are zeroed when chat-bench enters its measured phase, so the profile is the
 # measured phase (plus the short drain and the closing of the sockets): no handshakes, no log-ins.
 #   OUT=bench/runs/NAME bench/profile.sh [CONNS] [RATE] [SECS]
 # writes callgrind-self.txt, callgrind-inclusive.txt and profile-bench.json into OUT.
+# WORKER=path profiles another chat-worker build (bench/build-lean.sh's, say).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HERE=${OUT:?set OUT to the run folder the profile goes into}
 mkdir -p "$HERE"
 CONNS=${1:-200}; RATE=${2:-500}; SECS=${3:-10}
+WORKER=${WORKER:-$ROOT/target/release/chat-worker}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+REDIS_PORT=$(free_port); WORKER_PORT=$(free_port)
 TMP=$(mktemp -d /tmp/chat-profile.XXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap 'cleanup; rm -rf "$TMP"' EXIT
-redis-server --port 6393 --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec \
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec \
   --dir "$TMP" --logfile "$TMP/redis.log" & PIDS+=($!)
 sleep 0.5
 valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.out" \
-  "$ROOT/target/release/chat-worker" --port 31091 --redis redis://127.0.0.1:6393 --id 1 \
+  "$WORKER" --port "$WORKER_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" --id 1 \
   --messages-per-second 100000 --drain-timeout 1 >"$TMP/worker.out" 2>"$TMP/worker.err" & VG=$!
 PIDS+=($VG)
-for _ in $(seq 120); do curl -sf http://127.0.0.1:31091/health >/dev/null && break; sleep 1; done
-"$ROOT/target/release/chat-bench" --url http://127.0.0.1:31091 --connections "$CONNS" \
+for _ in $(seq 120); do curl -sf "http://127.0.0.1:$WORKER_PORT/health" >/dev/null && break; sleep 1; done
+"$ROOT/target/release/chat-bench" --url "http://127.0.0.1:$WORKER_PORT" --connections "$CONNS" \
   --rate "$RATE" --duration "$SECS" --watch worker="$VG" >"$HERE/profile-bench.json" \
   2>"$TMP/bench.err" & BP=$!
 PIDS+=($BP)
