@@ -3,22 +3,6 @@
 # bench/build-lean.sh (engineioxide + bench/engineioxide-lean.patch). Writes NAME.heaptrack.txt here.
 # Usage: bash bench/runs/2026-11-29-lean/heaptrack.sh (after bench/build-lean.sh)
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../../.." && pwd); BIN=$ROOT/target/release
-T=$(mktemp -d); PIDS=(); trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$T"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RP=$(port); redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --logfile "$T/r.log" & PIDS+=($!)
-sleep 0.5
-profile() { # name command...
-  local name=$1; shift
-  heaptrack -o "$T/$name" "$@" >"$T/$name.out" 2>&1 & local hp=$!
-  local p=""; for ((i = 0; i < 100; i++)); do
-    p=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/$name.out"); [[ -n "$p" ]] && break; sleep 0.2; done
-  "$BIN/chat-bench" --url "ws://127.0.0.1:$p" --connections 3000 --idle --duration 8 --user-prefix "$name" --json -q >/dev/null 2>&1
-  pkill -INT -P "$hp" || true; wait "$hp" || true
-  heaptrack_print -f "$T/$name".*zst --print-peaks 1 --peak-limit 25 --print-allocators 0 \
-    --print-leaks 0 --print-temporary 0 --print-histogram 0 --print-flamegraph 0 \
-    > "$HERE/$name.heaptrack.txt" 2>&1 || true
-}
-profile sio-floor "$BIN/sio-floor" 0
-profile sio-floor-lean "$ROOT/target/lean/release/sio-floor" 0
-echo done
+HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../../.." && pwd)
+exec "$ROOT/bench/heaptrack.sh" "$HERE" sio-floor="$ROOT/target/release/sio-floor" \
+  sio-floor-lean="$ROOT/target/lean/release/sio-floor"
