@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd); BIN=$ROOT/target/release
 OUT=${1:?usage: bench/heaptrack.sh OUT NAME=BINARY ...}; shift
 mkdir -p "$OUT"
-T=$(mktemp -d); PIDS=(); trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$T"' EXIT
+T=$(mktemp -d); PIDS=(); trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$T"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RP=$(port); redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --logfile "$T/r.log" & PIDS+=($!)
 sleep 0.5
@@ -22,7 +22,7 @@ profile() { # name command...
   "$BIN/chat-bench" --url "ws://127.0.0.1:$p" --connections 3000 --idle --duration 8 --user-prefix "$name" --json -q >/dev/null 2>&1
   pkill -INT -P "$hp" || true; wait "$hp" || true
   heaptrack_print -f "$T/$name".*zst --print-peaks 1 --peak-limit 25 --print-allocators 0 \
-    --print-leaks 0 --print-temporary 0 --print-histogram 0 --print-flamegraph 0 \
+    --print-leaks 0 --print-temporary 0 \
     > "$OUT/$name.heaptrack.txt" 2>&1 || true
 }
 for spec in "$@"; do
