@@ -1,5 +1,6 @@
 //! The worker's shared state and the wiring of the SPEC §3 protocol handlers: `on_connect`
-//! registers one handler per event (each in its own module), plus the helpers they share.
+//! registers [`dispatch`]'s one handler, which routes each event to its own module's handler,
+//! plus the helpers they share.
 //!
 //! - [`reply`]: the [`Reply`] extractor (ack or `chat error`) and the byte accounting of
 //!   everything emitted to one socket (`max_queued_bytes_per_socket`).
@@ -13,6 +14,7 @@
 
 mod acks;
 mod delivery;
+mod dispatch;
 mod list_users;
 mod log_in;
 mod reply;
@@ -28,7 +30,7 @@ pub use send_message::{send_queue, store_sends, SendQueue};
 use crate::config::Limits;
 use crate::link::LinkConnection;
 use crate::metrics::Metrics;
-use crate::protocol::{events, ChatError, ErrorCode};
+use crate::protocol::{ChatError, ErrorCode};
 use crate::registry::Registry;
 use crate::store::Store;
 use serde_json::Value;
@@ -190,13 +192,7 @@ pub async fn on_connect(socket: SocketRef, State(app): State<App>) {
     let rates = (app.limits.messages_per_second, app.limits.events_per_second);
     app.registry.connect(socket.clone(), rates, wire);
     app.metrics.connected();
-    socket.on(events::LOG_IN, log_in::on_log_in);
-    socket.on(events::SEND_MESSAGE, send_message::OnSendMessage);
-    socket.on(events::JOIN_ROOM, rooms::on_join_room);
-    socket.on(events::LEAVE_ROOM, rooms::on_leave_room);
-    socket.on(events::ROOM_MESSAGE, rooms::on_room_message);
-    socket.on(events::LIST_USERS, list_users::on_list_users);
-    socket.on_fallback(on_unknown_event);
+    socket.on_fallback(dispatch::OnEvent);
     socket.on_disconnect(on_disconnect);
     // A transport can close before this handler runs (a client that connects and sends
     // garbage at once): socketioxide then had no disconnect handler to call. Nothing awaits
