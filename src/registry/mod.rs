@@ -21,6 +21,7 @@ use crate::http::Wire;
 use crate::protocol::NewMessage;
 use flight::Flight;
 use outbound::Outbound;
+use smallvec::SmallVec;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
 use std::collections::{HashMap, HashSet};
@@ -45,10 +46,17 @@ struct LocalSocket {
 
 #[derive(Default)]
 struct Inner {
-    sockets: HashMap<Sid, LocalSocket>,
-    users: HashMap<String, Vec<Sid>>,
-    rooms: HashMap<String, Vec<Sid>>,
+    /// Boxed: a `LocalSocket` is about 230 bytes, and a hash table keeps up to half its
+    /// buckets empty after growing; a pointer per bucket wastes less (about 0.13 KB per
+    /// connection at 10,000).
+    sockets: HashMap<Sid, Box<LocalSocket>>,
+    users: HashMap<String, Sids>,
+    rooms: HashMap<String, Sids>,
 }
+
+/// The sockets of one user or room here. Most users hold one socket: inline, it costs no
+/// allocation (a `Vec`'s first push allocates room for four, 64 bytes plus the allocator's).
+type Sids = SmallVec<[Sid; 1]>;
 
 /// What a socket's departure leaves for Redis to forget.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -66,7 +74,7 @@ pub struct Registry {
 }
 
 /// Removes `sid` from `key`'s list; `true` when that emptied (and removed) the list.
-fn remove_sid(map: &mut HashMap<String, Vec<Sid>>, key: &str, sid: Sid) -> bool {
+fn remove_sid(map: &mut HashMap<String, Sids>, key: &str, sid: Sid) -> bool {
     if let Some(list) = map.get_mut(key) {
         list.retain(|s| *s != sid);
         if list.is_empty() {
@@ -90,7 +98,7 @@ impl Registry {
         let sid = socket.id;
         self.lock().sockets.insert(
             sid,
-            LocalSocket {
+            Box::new(LocalSocket {
                 socket,
                 user: None,
                 rooms: HashSet::new(),
@@ -99,7 +107,7 @@ impl Registry {
                 events: TokenBucket::new(rates.1, Instant::now()),
                 out: Outbound::new(wire),
                 flight: Flight::default(),
-            },
+            }),
         );
     }
 
