@@ -38,6 +38,8 @@ rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
 # Starts one server (name, command...), sets SERVER_PID and SERVER_PORT from its first line.
 start_server() {
   local name=$1; shift
+  # Truncate first: a previous run's line in a reused OUT would otherwise be read as this one's.
+  : >"$OUT/$name.out"
   "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" &
   SERVER_PID=$!; PIDS+=("$SERVER_PID")
   local i
