@@ -4,7 +4,8 @@
 //! socket: six events grew it to eight buckets, about 340 bytes per connection, identical on
 //! every socket. Its fallback handler is a single slot, and a zero-sized handler in it
 //! allocates nothing; so [`OnEvent`] sits there and routes by event name. An event name that
-//! is not a string never reaches it: socketioxide answers that itself (`InvalidEventName`).
+//! is not a string never reaches it: socketioxide closes that socket as a malformed packet
+//! (`InvalidEventName`, disconnect reason `PacketParsingError`).
 
 use super::{list_users, log_in, on_unknown_event, rooms, send_message};
 use crate::protocol::events;
