@@ -20,7 +20,7 @@ SRC=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d -name 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cp -r "$SRC" "$WORK/engineioxide"
-patch -s -p1 -d "$WORK/engineioxide" <"$ROOT/bench/engineioxide-lean.patch"
+(cd "$WORK/engineioxide" && git apply "$ROOT/bench/engineioxide-lean.patch")
 mkdir "$WORK/ws"
 (cd "$ROOT" && git ls-files -z | xargs -0 cp --parents -t "$WORK/ws")
 log "building engineioxide-$VERSION + engineioxide-lean.patch into target/lean"
