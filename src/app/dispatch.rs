@@ -46,12 +46,28 @@ impl Incoming {
     }
 
     /// The event a packet's data carries; socketioxide read it the same way before calling
-    /// us (the worker speaks the common parser's format, the default).
+    /// us (the worker speaks the common parser's format, the default). The name of every
+    /// event we know is plain ASCII, so a name without escapes is read by hand: the common
+    /// parser's `read_event` builds (and drops) a `serde_json::Error` even when it succeeds.
     fn of_packet(data: &Value) -> Self {
-        CommonParser
-            .read_event(data)
-            .map_or(Self::Unknown, Self::of)
+        match data.as_str().and_then(|s| plain_event_name(s.as_str())) {
+            Some(name) => Self::of(name),
+            None => CommonParser
+                .read_event(data)
+                .map_or(Self::Unknown, Self::of),
+        }
     }
+}
+
+/// `NAME` of `["NAME", …]` when it has no escape sequence, and so reads the same as JSON.
+/// socketioxide has parsed the whole array before calling a handler, so the string is closed
+/// and well formed; anything else (spaces, escapes) is left to the JSON parser. (A name with
+/// an escape never gets here: socketioxide reads names borrowed, fails on it and closes the
+/// socket as a malformed packet.)
+fn plain_event_name(data: &str) -> Option<&str> {
+    let rest = data.strip_prefix("[\"")?;
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
 }
 
 /// Calls `handler` as socketioxide would have (an async one in a task of its own).
@@ -86,6 +102,22 @@ mod tests {
     }
 
     #[test]
+    fn only_a_name_without_escapes_is_read_by_hand() {
+        assert_eq!(plain_event_name(r#"["log in",{}]"#), Some("log in"));
+        assert_eq!(plain_event_name(r#"[""]"#), Some(""));
+        for json in [
+            r#"["lo\"g in"]"#,
+            r#"["log\\"]"#,
+            r#"[ "log in"]"#,
+            r#"["log in"#,
+            "[]",
+            "[42]",
+        ] {
+            assert_eq!(plain_event_name(json), None, "{json}");
+        }
+    }
+
+    #[test]
     fn each_protocol_event_is_routed_by_its_name_and_the_rest_is_unknown() {
         for (name, kind) in [
             (events::LOG_IN, Incoming::LogIn),
@@ -97,11 +129,15 @@ mod tests {
         ] {
             let json = format!(r#"["{name}",{{"username":"bob"}}]"#);
             assert_eq!(Incoming::of_packet(&packet(&json)), kind, "{json}");
+            // The JSON parser's path: the same name after a space.
+            let json = format!(r#"[ "{name}",{{"username":"bob"}}]"#);
+            assert_eq!(Incoming::of_packet(&packet(&json)), kind, "{json}");
         }
         for json in [
             r#"["new message",{}]"#,
             r#"["log in "]"#,
             r#"["LOG IN"]"#,
+            r#"["log\u0020in!"]"#,
             r#"[]"#,
             r#"[42]"#,
         ] {

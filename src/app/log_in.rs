@@ -1,20 +1,21 @@
 //! `log in`: verifies the name (and token), registers the socket, and sends its inbox.
 
-use super::{event_rate_check, forget_user, payload, App, Reply};
+use super::args::Arg;
+use super::{event_rate_check, forget_user, App, Reply};
 use crate::protocol::{self, events, ChatError, ErrorCode, LogIn, NewMessage};
 use crate::registry::Reserve;
-use serde_json::{json, Value};
-use socketioxide::extract::{SocketRef, State, TryData};
+use serde_json::json;
+use socketioxide::extract::{SocketRef, State};
 use std::collections::HashSet;
 
 pub(super) async fn on_log_in(
     socket: SocketRef,
-    TryData(data): TryData<Value>,
+    req: Arg<LogIn>,
     reply: Reply,
     State(app): State<App>,
 ) {
     let result = match event_rate_check(&app, &socket) {
-        Ok(()) => log_in(&app, &socket, payload(events::LOG_IN, data)).await,
+        Ok(()) => log_in(&app, &socket, req.of(events::LOG_IN)).await,
         Err(e) => Err(e),
     };
     match result {
@@ -44,9 +45,9 @@ pub(super) async fn on_log_in(
 async fn log_in(
     app: &App,
     socket: &SocketRef,
-    data: Result<Value, ChatError>,
+    req: Result<LogIn, ChatError>,
 ) -> Result<(String, Vec<NewMessage>), ChatError> {
-    let req: LogIn = protocol::parse(events::LOG_IN, data?)?;
+    let req = req?;
     protocol::validate_username(&req.username)?;
     if let Some(secret) = &app.auth_secret {
         // A failed login leaves the socket as it was (logged out, or its previous user).

@@ -13,6 +13,7 @@
 //! Handlers validate, then call the [`Store`].
 
 mod acks;
+mod args;
 mod delivery;
 mod dispatch;
 mod list_users;
@@ -33,7 +34,6 @@ use crate::metrics::Metrics;
 use crate::protocol::{ChatError, ErrorCode};
 use crate::registry::Registry;
 use crate::store::Store;
-use serde_json::Value;
 use socketioxide::extract::{Event, SocketRef, State};
 use socketioxide::socket::DisconnectReason;
 use socketioxide::TransportType;
@@ -134,10 +134,6 @@ fn batch_of<T>(first: T, mut more: impl FnMut() -> Option<T>) -> Vec<T> {
         }
     }
     batch
-}
-
-fn payload(event: &str, data: Result<Value, impl std::fmt::Display>) -> Result<Value, ChatError> {
-    data.map_err(|e| ChatError::bad_request(format!("`{event}` needs a JSON object payload: {e}")))
 }
 
 fn logged_in(app: &App, socket: &SocketRef) -> Result<String, ChatError> {

@@ -1,11 +1,12 @@
 //! Rooms: `join room` (with bounded history), `leave room` and `room message`.
 
+use super::args::Arg;
 use super::reply::json_len;
-use super::{event_rate_check, forget_room, logged_in, payload, rate_check, App, Reply};
+use super::{event_rate_check, forget_room, logged_in, rate_check, App, Reply};
 use crate::protocol::{self, events, ChatError, ErrorCode, RoomMessage, RoomRef};
 use crate::store::now_ms;
 use serde_json::{json, Value};
-use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::extract::{SocketRef, State};
 
 /// Most bytes of room history one `join room` answers with (the newest messages that fit),
 /// so a room of large messages never makes one reply of megabytes.
@@ -13,12 +14,12 @@ pub const HISTORY_MAX_BYTES: usize = 256 * 1024;
 
 pub(super) async fn on_join_room(
     socket: SocketRef,
-    TryData(data): TryData<Value>,
+    req: Arg<RoomRef>,
     reply: Reply,
     State(app): State<App>,
 ) {
     let result = match event_rate_check(&app, &socket) {
-        Ok(()) => join_room(&app, &socket, payload(events::JOIN_ROOM, data)).await,
+        Ok(()) => join_room(&app, &socket, req.of(events::JOIN_ROOM)).await,
         Err(e) => Err(e),
     };
     reply.send(&app, events::JOIN_ROOM, result);
@@ -27,9 +28,9 @@ pub(super) async fn on_join_room(
 async fn join_room(
     app: &App,
     socket: &SocketRef,
-    data: Result<Value, ChatError>,
+    req: Result<RoomRef, ChatError>,
 ) -> Result<Value, ChatError> {
-    let req: RoomRef = protocol::parse(events::JOIN_ROOM, data?)?;
+    let req = req?;
     logged_in(app, socket)?;
     protocol::validate_room(&req.room)?;
     let max = app.limits.max_rooms_per_socket;
@@ -64,13 +65,13 @@ async fn join_room(
 
 pub(super) async fn on_leave_room(
     socket: SocketRef,
-    TryData(data): TryData<Value>,
+    req: Arg<RoomRef>,
     reply: Reply,
     State(app): State<App>,
 ) {
     let result = (|| {
         event_rate_check(&app, &socket)?;
-        let req: RoomRef = protocol::parse(events::LEAVE_ROOM, payload(events::LEAVE_ROOM, data)?)?;
+        let req = req.of(events::LEAVE_ROOM)?;
         logged_in(&app, &socket)?;
         protocol::validate_room(&req.room)?;
         if app.registry.leave(socket.id, &req.room) {
@@ -83,20 +84,20 @@ pub(super) async fn on_leave_room(
 
 pub(super) async fn on_room_message(
     socket: SocketRef,
-    TryData(data): TryData<Value>,
+    req: Arg<RoomMessage>,
     reply: Reply,
     State(app): State<App>,
 ) {
-    let result = room_message(&app, &socket, payload(events::ROOM_MESSAGE, data)).await;
+    let result = room_message(&app, &socket, req.of(events::ROOM_MESSAGE)).await;
     reply.send(&app, events::ROOM_MESSAGE, result);
 }
 
 async fn room_message(
     app: &App,
     socket: &SocketRef,
-    data: Result<Value, ChatError>,
+    req: Result<RoomMessage, ChatError>,
 ) -> Result<Value, ChatError> {
-    let req: RoomMessage = protocol::parse(events::ROOM_MESSAGE, data?)?;
+    let req = req?;
     let from = logged_in(app, socket)?;
     protocol::validate_room(&req.room)?;
     if !app.registry.in_room(socket.id, &req.room) {

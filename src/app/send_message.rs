@@ -8,13 +8,13 @@
 //! message, all at once, since the inboxes live in many slots); then it answers each sender.
 //! A sender hears `ok` only once its own message is in Redis.
 
-use super::{batch_of, logged_in, payload, rate_check, App, Reply};
+use super::args::{first_arg, Arg};
+use super::{batch_of, logged_in, rate_check, App, Reply};
 use crate::protocol::{self, events, ChatError, SendMessage};
 use crate::store::{now_ms, Outgoing, StoreError};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use serde_json::Value;
 use socketioxide::adapter::LocalAdapter;
-use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::extract::{SocketRef, State};
 use socketioxide::handler::{FromMessageParts, MessageHandler};
 use socketioxide::socket::Socket;
 use std::sync::Arc;
@@ -53,10 +53,10 @@ impl MessageHandler<LocalAdapter, ()> for OnSendMessage {
             tracing::error!("the worker's state is missing");
             return;
         };
-        let Ok(TryData(data)) = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id);
+        let req = Arg(first_arg::<SendMessage>(&v)).of(events::SEND_MESSAGE);
         let Ok(socket) = SocketRef::from_message_parts(&s, &mut v, &ack_id);
         let Ok(reply) = Reply::from_message_parts(&s, &mut v, &ack_id);
-        match outgoing(&app, &socket, payload(events::SEND_MESSAGE, data)) {
+        match outgoing(&app, &socket, req) {
             Ok(message) => app.store_direct(message, reply),
             Err(e) => reply.fail(&app, events::SEND_MESSAGE, e),
         }
@@ -67,9 +67,9 @@ impl MessageHandler<LocalAdapter, ()> for OnSendMessage {
 fn outgoing(
     app: &App,
     socket: &SocketRef,
-    data: Result<Value, ChatError>,
+    req: Result<SendMessage, ChatError>,
 ) -> Result<Outgoing, ChatError> {
-    let req: SendMessage = protocol::parse(events::SEND_MESSAGE, data?)?;
+    let req = req?;
     let from = logged_in(app, socket)?;
     protocol::validate_username(&req.username)?;
     protocol::validate_text(&req.message, app.limits.max_message_bytes)?;
