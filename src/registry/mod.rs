@@ -49,9 +49,57 @@ struct Inner {
     /// Boxed: a `LocalSocket` is about 230 bytes, and a hash table keeps up to half its
     /// buckets empty after growing; a pointer per bucket wastes less (about 0.13 KB per
     /// connection at 10,000).
-    sockets: HashMap<Sid, Box<LocalSocket>>,
+    sockets: HashMap<Sid, Box<LocalSocket>, BySid>,
     users: HashMap<String, Sids>,
     rooms: HashMap<String, Sids>,
+}
+
+/// Hashes a [`Sid`] cheaply. The default SipHash resists keys an attacker picks; a sid is 96
+/// random bits engineioxide draws for each new session, and only sockets that exist are ever
+/// looked up by theirs, so a multiply per word spreads them as well. Per message the
+/// registry is asked about the sender's sid four times (user, rate, flight in and out).
+#[derive(Default, Clone, Copy)]
+struct BySid;
+
+impl std::hash::BuildHasher for BySid {
+    type Hasher = SidHasher;
+
+    fn build_hasher(&self) -> SidHasher {
+        SidHasher(0)
+    }
+}
+
+/// FxHash's step (rustc's hasher): rotate, xor in a word, multiply.
+struct SidHasher(u64);
+
+impl SidHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl std::hash::Hasher for SidHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut w = [0; 8];
+            w.copy_from_slice(word);
+            self.add(u64::from_le_bytes(w));
+        }
+        for &b in words.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The sockets of one user or room here. Most users hold one socket: inline, it costs no
@@ -246,5 +294,24 @@ impl Registry {
             inner.users.keys().cloned().collect(),
             inner.rooms.keys().cloned().collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn session_ids_spread_over_a_table_like_random_keys() {
+        let hashes: HashSet<u64> = (0..10_000).map(|_| BySid.hash_one(Sid::new())).collect();
+        assert_eq!(hashes.len(), 10_000, "no two sessions share a hash");
+        // hashbrown picks the bucket from the low bits: 10,000 random keys fill about 7,470
+        // of 16,384 buckets; a hash that kept them together would fill far fewer.
+        let buckets: HashSet<u64> = hashes.iter().map(|h| h & 0x3fff).collect();
+        assert!(buckets.len() > 7_000, "{} buckets used", buckets.len());
+        // …and the control byte from the top seven.
+        let tops: HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        assert_eq!(tops.len(), 128);
     }
 }
