@@ -1,8 +1,11 @@
 //! The chat protocol of SPEC §3: request payloads, their validation, error codes and the
 //! shapes of acks and server events. Pure code, no I/O: handlers call it, tests cover it.
 
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::fmt;
+use std::marker::PhantomData;
 
 /// Event names, fixed by the SPEC; clients outside this repo depend on them.
 pub mod events {
@@ -177,11 +180,62 @@ pub fn validate_text(text: &str, max_bytes: usize) -> Result<(), ChatError> {
     Ok(())
 }
 
-/// Decodes an event payload into its request type; a wrong shape is `bad_request` naming
-/// what serde found wrong, so a client developer sees which field to fix.
-pub fn parse<T: serde::de::DeserializeOwned>(event: &str, payload: Value) -> Result<T, ChatError> {
-    serde_json::from_value(payload)
-        .map_err(|e| ChatError::bad_request(format!("bad `{event}` payload: {e}")))
+/// Why a packet carries no usable request.
+#[derive(Debug)]
+pub enum PayloadError {
+    /// `["event"]`, or a binary packet: nothing to decode.
+    Missing(&'static str),
+    /// Not JSON of the request's shape: serde's words for it.
+    Shape(serde_json::Error),
+}
+
+impl PayloadError {
+    /// The `bad_request` answer to `event`, naming what is wrong so a client developer sees
+    /// which field to fix.
+    pub fn for_event(self, event: &str) -> ChatError {
+        match self {
+            Self::Missing(why) => {
+                ChatError::bad_request(format!("`{event}` needs a JSON object payload: {why}"))
+            }
+            Self::Shape(e) => ChatError::bad_request(format!("bad `{event}` payload: {e}")),
+        }
+    }
+}
+
+/// The request in a Socket.IO packet's data, `["event", PAYLOAD, …]`: the first argument
+/// after the event name, decoded straight into `T` in one pass (no JSON tree in between).
+/// Later arguments are ignored, as socketioxide ignores them for a non-tuple type.
+pub fn request<T: serde::de::DeserializeOwned>(data: &str) -> Result<T, PayloadError> {
+    let mut de = serde_json::Deserializer::from_str(data);
+    let arg = serde::Deserializer::deserialize_seq(&mut de, SecondElement(PhantomData))
+        .and_then(|arg| de.end().map(|()| arg))
+        .map_err(PayloadError::Shape)?;
+    arg.ok_or(PayloadError::Missing("no payload after the event name"))
+}
+
+/// [`request`], with its error as the answer to `event`.
+pub fn parse<T: serde::de::DeserializeOwned>(event: &str, data: &str) -> Result<T, ChatError> {
+    request(data).map_err(|e| e.for_event(event))
+}
+
+/// Visits `[event, arg, …]` and keeps `arg`.
+struct SecondElement<T>(PhantomData<T>);
+
+impl<'de, T: serde::de::DeserializeOwned> Visitor<'de> for SecondElement<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array [event, payload]")
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Option<T>, S::Error> {
+        if seq.next_element::<IgnoredAny>()?.is_none() {
+            return Ok(None);
+        }
+        let arg = seq.next_element::<T>()?;
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(arg)
+    }
 }
 
 #[cfg(test)]
@@ -237,10 +291,12 @@ mod tests {
             json!({"message": "hi"}),
             json!([1, 2]),
         ] {
-            let err = parse::<SendMessage>("send message", payload).unwrap_err();
+            let data = json!(["send message", payload]).to_string();
+            let err = parse::<SendMessage>("send message", &data).unwrap_err();
             assert_eq!(err.code, ErrorCode::BadRequest);
         }
-        let ok: SendMessage = parse("send message", json!({"username":"b","message":"m"})).unwrap();
+        let data = json!(["send message", {"username":"b","message":"m"}]).to_string();
+        let ok: SendMessage = parse("send message", &data).unwrap();
         assert_eq!(ok.username, "b");
     }
 

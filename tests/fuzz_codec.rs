@@ -47,18 +47,26 @@ proptest! {
 
     #[test]
     fn payload_parsing_never_panics_and_validation_obeys_the_spec(v in json_value()) {
-        if let Ok(req) = protocol::parse::<SendMessage>("send message", v.clone()) {
+        // As a packet carries it: ["event", payload].
+        let data = |event: &str| serde_json::to_string(&serde_json::json!([event, v])).unwrap();
+        if let Ok(req) = protocol::parse::<SendMessage>("send message", &data("send message")) {
             let ok = protocol::validate_username(&req.username).is_ok();
             prop_assert_eq!(ok, spec_name(&req.username, 32));
             let _ = protocol::validate_text(&req.message, 16);
         }
-        if let Ok(req) = protocol::parse::<LogIn>("log in", v.clone()) {
+        if let Ok(req) = protocol::parse::<LogIn>("log in", &data("log in")) {
             let _ = protocol::validate_username(&req.username);
         }
-        if let Ok(req) = protocol::parse::<RoomRef>("join room", v.clone()) {
+        if let Ok(req) = protocol::parse::<RoomRef>("join room", &data("join room")) {
             prop_assert_eq!(protocol::validate_room(&req.room).is_ok(), spec_name(&req.room, 64));
         }
-        let _ = protocol::parse::<RoomMessage>("room message", v);
+        let _ = protocol::parse::<RoomMessage>("room message", &data("room message"));
+    }
+
+    #[test]
+    fn any_text_after_the_event_name_is_decoded_or_refused(tail in ".{0,64}") {
+        let _ = protocol::parse::<SendMessage>("send message", &format!(r#"["send message",{tail}"#));
+        let _ = protocol::parse::<SendMessage>("send message", &tail);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! message, all at once, since the inboxes live in many slots); then it answers each sender.
 //! A sender hears `ok` only once its own message is in Redis.
 
-use super::args::{first_arg, Arg};
+use super::args::Arg;
 use super::{batch_of, logged_in, rate_check, App, Reply};
 use crate::protocol::{self, events, ChatError, SendMessage};
 use crate::store::{now_ms, Outgoing, StoreError};
@@ -53,7 +53,7 @@ impl MessageHandler<LocalAdapter, ()> for OnSendMessage {
             tracing::error!("the worker's state is missing");
             return;
         };
-        let req = Arg(first_arg::<SendMessage>(&v)).of(events::SEND_MESSAGE);
+        let req = Arg::<SendMessage>::of_packet(&v).of(events::SEND_MESSAGE);
         let Ok(socket) = SocketRef::from_message_parts(&s, &mut v, &ack_id);
         let Ok(reply) = Reply::from_message_parts(&s, &mut v, &ack_id);
         match outgoing(&app, &socket, req) {
