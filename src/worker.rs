@@ -310,6 +310,11 @@ async fn heartbeat_loop(app: App, stopped: impl Future<Output = ()>) {
         let result = match app.store.heartbeat(app.liveness_ttl).await {
             // `swap` last: a due resync waits for a tick that reaches Redis.
             Ok(fresh) if fresh || !was_up || app.resync_due.swap(false, Ordering::Relaxed) => {
+                // A Redis that is new or back may have an empty script cache: fill it before
+                // the worker counts as up, so its first sends need no `NOSCRIPT` fallback.
+                if let Err(e) = app.store.load_scripts().await {
+                    tracing::debug!("scripts not preloaded (each call loads its own): {e}");
+                }
                 let r = app.resync().await;
                 if r.is_ok() {
                     // Messages sent while our users were missing from the user map were

@@ -511,12 +511,70 @@ async fn a_burst_of_acks_is_recorded_in_batches_and_every_receipt_arrives() {
     );
 }
 
+/// A Redis that lost its script cache (restarted, `SCRIPT FLUSH`, a promoted replica) answers
+/// the next script calls `NOSCRIPT`; each is sent again as an `EVAL` of its source
+/// (`store::call`), so every send, ack and receipt still goes through.
+#[tokio::test]
+async fn sends_and_acks_go_through_after_redis_forgets_its_scripts() {
+    const N: usize = 10;
+    let cluster = Workers::start(2).await;
+    let (mut alice, _) = cluster.w(0).login("alice").await;
+    let (mut bob, _) = cluster.w(1).login("bob").await;
+    assert_eq!(cluster.redis.cli(&["SCRIPT", "FLUSH"]), "OK");
+    let evals_before = command_calls(&cluster, "eval");
+    let acks = futures_util::future::join_all((0..N).map(|i| {
+        alice.emit_ack(
+            "send message",
+            json!({"username": "bob", "message": format!("after flush {i}")}),
+        )
+    }))
+    .await;
+    let mut sent = std::collections::HashSet::new();
+    for a in acks {
+        let a = a.expect("send ack");
+        assert_eq!(a["ok"], true, "{a}");
+        sent.insert(a["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(sent.len(), N);
+    assert!(
+        command_calls(&cluster, "eval") > evals_before,
+        "the sends took the NOSCRIPT fallback"
+    );
+    assert_eq!(cluster.redis.cli(&["SCRIPT", "FLUSH"]), "OK");
+    let mut got = std::collections::HashSet::new();
+    for _ in 0..N {
+        let ev = bob.wait_for("message", WAIT, is_new_message).await.unwrap();
+        got.insert(ev.data()["id"].as_str().unwrap_or_default().to_owned());
+        bob.ack(
+            ev.ack_id.expect("direct messages ask for an ack"),
+            json!({}),
+        );
+    }
+    assert_eq!(got, sent, "every message arrives");
+    let mut receipts = std::collections::HashSet::new();
+    while receipts.len() < N {
+        let r = alice.wait_event("delivered", WAIT).await.unwrap();
+        receipts.insert(r.data()["id"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(receipts, sent, "every receipt arrives");
+    wait_until("inbox to empty", WAIT, || async {
+        cluster.redis.cli(&["XLEN", "chat:{u:bob}:inbox"]) == "0"
+    })
+    .await;
+}
+
 /// How many PUBLISH commands Redis ran (scripts' included).
 fn publish_calls(cluster: &Workers) -> u64 {
+    command_calls(cluster, "publish")
+}
+
+/// How many times Redis ran `command` (lower case).
+fn command_calls(cluster: &Workers, command: &str) -> u64 {
     let stats = cluster.redis.cli(&["INFO", "commandstats"]);
+    let prefix = format!("cmdstat_{command}:calls=");
     stats
         .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
         .and_then(|rest| rest.split(',').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)

@@ -35,7 +35,8 @@ use call::ScriptCall;
 use delivery::{entry_to_message, RawEntry};
 use keys::SLOT;
 use redis::aio::ConnectionLike;
-use redis::{Cmd, FromRedisValue, RedisError, Script};
+use redis::{Cmd, FromRedisValue, RedisError};
+use scripts::LuaScript;
 use scripts::{
     ACK_MANY, HEARTBEAT, JOIN, LEAVE, LOGIN, LOGOUT, REMOVE_WORKER, RESYNC, ROOM_SEND, SEND_MANY,
 };
@@ -274,7 +275,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         }
     }
 
-    /// Runs a script (loading it first if Redis does not have it), bounded by the timeout.
+    /// Runs a script (sent again as `EVAL` if Redis does not have it), bounded by the timeout.
     async fn invoke<T: FromRedisValue>(
         &self,
         op: Op,
@@ -282,6 +283,19 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
     ) -> Result<T, StoreError> {
         let mut con = self.con.clone();
         self.bounded(op, inv.invoke(&mut con)).await
+    }
+
+    /// Loads every script a worker runs into Redis's script cache, so that calls find them
+    /// (`EVALSHA`) instead of taking the `NOSCRIPT` fallback ([`ScriptCall::invoke`]). Run
+    /// when Redis comes into reach, new or back: a restarted Redis or a promoted replica has
+    /// an empty cache. One `SCRIPT LOAD` each (on a cluster redis-rs sends it to every primary).
+    pub async fn load_scripts(&self) -> Result<(), StoreError> {
+        for script in &scripts::WORKER_SCRIPTS {
+            let mut load = redis::cmd("SCRIPT");
+            load.arg("LOAD").arg(script.source);
+            let _: redis::Value = self.query(Op::Resync, &load).await?;
+        }
+        Ok(())
     }
 
     /// Runs one plain command, bounded by the timeout.
@@ -292,7 +306,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
 
     /// A call of one of the scripts built on `worker.lua`, with the KEYS and ARGV it
     /// expects first: the workers and online keys, this instance, and key templates.
-    fn worker_script<'s>(&self, script: &'s Script) -> ScriptCall<'s> {
+    fn worker_script<'s>(&self, script: &'s LuaScript) -> ScriptCall<'s> {
         let p = &*self.prefix;
         let mut inv = ScriptCall::new(script, 2);
         inv.key(keys::workers(p))
