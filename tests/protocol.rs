@@ -594,6 +594,7 @@ async fn a_burst_of_sends_is_stored_in_batches_and_arrives_intact_in_order() {
         .map(|i| format!("{i}\nb\n12\nm\nbob\n✓ é {}", "x".repeat(i)))
         .collect();
     let publishes_before = publish_calls(&cluster);
+    let evals_before = command_calls(&cluster, "eval");
     // All at once: they reach the worker in the same read.
     let acks = futures_util::future::join_all(
         texts
@@ -622,4 +623,7 @@ async fn a_burst_of_sends_is_stored_in_batches_and_arrives_intact_in_order() {
         publishes <= N as u64 / 2,
         "{N} messages took {publishes} PUBLISHes: sends were not batched"
     );
+    // The workers loaded their scripts before they came up: the first sends needed no
+    // NOSCRIPT fallback, which is where overlapping batches could be reordered.
+    assert_eq!(command_calls(&cluster, "eval"), evals_before);
 }
