@@ -184,6 +184,8 @@ pub struct HaproxySection {
     pub binary: Option<std::path::PathBuf>,
     pub tls_cert: Option<std::path::PathBuf>,
     pub http_redirect_port: Option<u16>,
+    /// HAProxy's `nbthread`; unset: HAProxy's default, one thread per CPU.
+    pub threads: Option<u32>,
     /// Seconds each.
     pub timeout_connect: Option<u64>,
     pub timeout_client: Option<u64>,

@@ -32,6 +32,8 @@ pub struct CfgView {
     /// HAProxy's Prometheus exporter, read by chatctl's `--metrics` endpoint.
     pub metrics_socket: PathBuf,
     pub hard_stop_after_secs: u64,
+    /// `nbthread`; `None` renders no line (HAProxy's default, a thread per CPU).
+    pub threads: Option<u32>,
     pub timeout_connect: u64,
     pub timeout_client: u64,
     pub timeout_server: u64,
@@ -70,6 +72,7 @@ impl CfgView {
             admin_socket: state_dir.haproxy_admin_socket(),
             metrics_socket: metrics_socket(state_dir),
             hard_stop_after_secs: h.timeout_tunnel,
+            threads: h.threads,
             timeout_connect: h.timeout_connect,
             timeout_client: h.timeout_client,
             timeout_server: h.timeout_server,
@@ -163,6 +166,10 @@ pub fn render(v: &CfgView) -> anyhow::Result<String> {
         ),
         None => (String::new(), String::new()),
     };
+    let nbthread = v
+        .threads
+        .map(|n| format!("    nbthread {n}\n"))
+        .unwrap_or_default();
     let redirect_frontend = match (v.tls_cert.is_some(), v.http_redirect_port) {
         (true, Some(p)) => format!(
             "\nfrontend chat_http_redirect\n    bind {bind}:{p}\n    http-request return status 400 content-type text/plain string \"bad Host\\n\" unless {{ req.hdr_cnt(host) eq 1 }} {{ req.hdr(host) -m reg ^[A-Za-z0-9.-]+(:[0-9]+)?$ }}\n    http-request redirect location https://%[req.hdr(host),regsub(:[0-9]+$,)]:{port}%[capture.req.uri] code 301\n",
@@ -181,6 +188,7 @@ pub fn render(v: &CfgView) -> anyhow::Result<String> {
             &v.metrics_socket.display().to_string(),
         )
         .replace("{{hard_stop_after}}", &v.hard_stop_after_secs.to_string())
+        .replace("{{nbthread}}", &nbthread)
         .replace("{{timeout_connect}}", &v.timeout_connect.to_string())
         .replace("{{timeout_client}}", &v.timeout_client.to_string())
         .replace("{{timeout_server}}", &v.timeout_server.to_string())
@@ -287,6 +295,7 @@ mod tests {
             admin_socket: "/state/haproxy.sock".into(),
             metrics_socket: "/state/haproxy-metrics.sock".into(),
             hard_stop_after_secs: 3600,
+            threads: None,
             timeout_connect: 4,
             timeout_client: 60,
             timeout_server: 60,
@@ -316,6 +325,15 @@ mod tests {
         if got != golden {
             panic!("render differs from haproxy/testdata/golden.cfg:\n{got}");
         }
+    }
+
+    #[test]
+    fn nbthread_renders_only_when_set() {
+        let mut v = view();
+        assert!(!render(&v).unwrap().contains("nbthread"));
+        v.threads = Some(1);
+        let cfg = render(&v).unwrap();
+        assert!(cfg.contains("    master-worker\n    nbthread 1\n"), "{cfg}");
     }
 
     #[test]

@@ -197,6 +197,38 @@ fn check_accepts_a_good_config_and_lists_every_problem() {
     );
     assert!(bad.stderr.contains("bogus"), "{}", bad.stderr);
 
+    // `[haproxy] threads` reaches haproxy.cfg as `nbthread`, which `haproxy -c` accepts.
+    let threads_cfg = dir.path().join("threads.toml");
+    std::fs::write(&threads_cfg, "[haproxy]\nthreads = 1\n").unwrap();
+    let threads = chatctl_at(
+        dir.path(),
+        &[
+            "check",
+            "--port",
+            &port,
+            "--config",
+            threads_cfg.to_str().unwrap(),
+        ],
+    );
+    assert!(threads.success(), "{}", threads.describe("check threads"));
+    std::fs::write(&threads_cfg, "[haproxy]\nthreads = 0\n").unwrap();
+    let no_threads = chatctl_at(
+        dir.path(),
+        &[
+            "check",
+            "--port",
+            &port,
+            "--config",
+            threads_cfg.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(no_threads.status.and_then(|s| s.code()), Some(1));
+    assert!(
+        no_threads.stderr.contains("[haproxy] threads = 0"),
+        "{}",
+        no_threads.stderr
+    );
+
     let tls = chatctl_at(
         dir.path(),
         &["check", "--tls-cert", "/nonexistent.pem", "--json"],
