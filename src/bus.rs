@@ -1,11 +1,11 @@
 //! The delivery subscriber: one pub/sub connection to this worker's channel that reconnects
-//! and resubscribes by itself; [`link`](crate::link) makes the connection and
-//! [`Delivery`] decodes what arrives. redis-rs's `ConnectionManager` reconnects commands but not
+//! and resubscribes by itself; [`link`](crate::link) makes the connection,
+//! [`subscription`](crate::subscription) reads its frames and [`Delivery`] decodes what
+//! arrives. redis-rs's `ConnectionManager` reconnects commands but not
 //! subscriptions, and socketioxide-redis neither reconnects nor resubscribes (and drops
 //! messages when its buffer fills), so this loop is ours.
 
 use crate::store::Delivery;
-use futures_util::StreamExt;
 use std::future::Future;
 use std::time::Duration;
 
@@ -38,21 +38,17 @@ pub async fn run_subscriber(
             r = tokio::time::timeout(connect_timeout, attempt) => r,
         };
         match connected {
-            Ok(Ok(pubsub)) => {
+            Ok(Ok(mut subscription)) => {
                 backoff = Duration::from_millis(100);
                 tracing::info!(%channel, "subscribed");
                 on_event(BusEvent::Subscribed);
-                let mut messages = pubsub.into_on_message();
                 loop {
                     let next = tokio::select! {
                         _ = &mut shutdown => return,
-                        m = messages.next() => m,
+                        m = subscription.next() => m,
                     };
-                    let Some(msg) = next else { break };
-                    match std::str::from_utf8(msg.get_payload_bytes())
-                        .ok()
-                        .and_then(Delivery::parse)
-                    {
+                    let Some(payload) = next else { break };
+                    match std::str::from_utf8(payload).ok().and_then(Delivery::parse) {
                         Some(d) => on_event(BusEvent::Delivery(d)),
                         None => tracing::warn!("ignored a malformed delivery on {channel}"),
                     }

@@ -36,5 +36,6 @@ pub mod protocol;
 #[cfg(feature = "worker")]
 pub mod registry;
 pub mod store;
+pub mod subscription;
 #[cfg(feature = "worker")]
 pub mod worker;

@@ -498,10 +498,8 @@ impl Link {
     }
 
     /// A pub/sub connection to the current primary, subscribed to `channel`.
-    pub async fn subscribe(&self, channel: &str) -> RedisResult<redis::aio::PubSub> {
-        let mut pubsub = self.client().await?.get_async_pubsub().await?;
-        pubsub.subscribe(channel).await?;
-        Ok(pubsub)
+    pub async fn subscribe(&self, channel: &str) -> RedisResult<crate::subscription::Subscription> {
+        crate::subscription::Subscription::open(&self.client().await?, channel).await
     }
 
     /// The round-trip time of a PING on a fresh connection to the current primary, or `None`

@@ -169,3 +169,55 @@ async fn health_is_503_while_draining() {
     w.wait_health("/health to stop answering 200", |s| s != 200)
         .await;
 }
+
+/// The delivery subscription reads Redis's frames itself (`chat::subscription`): over TCP and
+/// a Unix socket, behind a password, every payload arrives whole and in order (one with CRLF
+/// inside, an empty one, one far larger than a read), a wrong password is refused by name,
+/// and a Redis that dies ends the stream instead of hanging it.
+#[tokio::test]
+async fn the_subscription_reads_every_payload_in_order_and_ends_when_redis_dies() {
+    use chat::subscription::Subscription;
+    let unix = chat_testkit::redis::Redis::start().await;
+    let tcp = chat_testkit::redis::Redis::start_tcp(free_port_range(1), &[]).await;
+    for mut server in [unix, tcp] {
+        let url = server.url();
+        server.cli(&["CONFIG", "SET", "requirepass", "s3cret"]);
+
+        let wrong = chat::link::redis_client(&url, Some("wrong")).unwrap();
+        let refused = Subscription::open(&wrong, "chan").await.err();
+        assert!(
+            refused
+                .as_ref()
+                .is_some_and(|e| e.to_string().contains("AUTH")),
+            "{url}: {refused:?}"
+        );
+
+        let client = chat::link::redis_client(&url, Some("s3cret")).unwrap();
+        let mut sub = Subscription::open(&client, "chan").await.unwrap();
+        assert!(matches!(sub, Subscription::Wire(_)), "{url}: read here");
+        let mut publisher = client.get_multiplexed_async_connection().await.unwrap();
+        let mut sent: Vec<Vec<u8>> = vec![
+            b"first".to_vec(),
+            b"a\r\nb\r\n".to_vec(),
+            Vec::new(),
+            vec![b'x'; 200_000],
+        ];
+        sent.extend((0..200).map(|i| format!("m\nbob\n{i}-0\nalice\n1\ntext {i}").into_bytes()));
+        let mut pipe = ::redis::pipe();
+        for p in &sent {
+            pipe.publish("other", "not ours").ignore();
+            pipe.publish("chan", p.as_slice()).ignore();
+        }
+        let () = pipe.query_async(&mut publisher).await.unwrap();
+        for (i, want) in sent.iter().enumerate() {
+            let got = tokio::time::timeout(WAIT, sub.next())
+                .await
+                .unwrap_or_else(|_| panic!("{url}: payload {i} never came"));
+            assert_eq!(got, Some(want.as_slice()), "{url}: payload {i}");
+        }
+
+        server.kill();
+        let end = tokio::time::timeout(WAIT, sub.next()).await;
+        assert!(matches!(end, Ok(None)), "{url}: the stream ends with Redis");
+    }
+}
