@@ -3,7 +3,7 @@
 //! deliveries that arrive on the worker's Redis channel go to the local sockets.
 
 use super::acks::{AnyAck, Awaited};
-use super::reply::{event_json_len, wire_size};
+use super::reply::{event_json_len, wire_size, Json};
 use super::App;
 use crate::protocol::{events, Delivered, NewMessage};
 use crate::registry::{stream_id, FlightCaps, Reserve};
@@ -38,8 +38,24 @@ impl App {
         message: &NewMessage,
         from_inbox: bool,
     ) -> Reserve {
+        match Json::of(message) {
+            Some(json) => self.emit_direct_json(socket, to, message, &json, from_inbox),
+            None => Reserve::Emit,
+        }
+    }
+
+    /// [`App::emit_direct`] with `message` already serialized, for a message that goes to
+    /// several sockets.
+    pub(super) fn emit_direct_json(
+        &self,
+        socket: &SocketRef,
+        to: &str,
+        message: &NewMessage,
+        json: &Json,
+        from_inbox: bool,
+    ) -> Reserve {
         let websocket = socket.transport_type() == TransportType::Websocket;
-        let bytes = wire_size(event_json_len(events::NEW_MESSAGE, message), websocket);
+        let bytes = wire_size(event_json_len(events::NEW_MESSAGE, json), websocket);
         let caps = self.flight_caps();
         let sid = socket.id;
         if self
@@ -53,7 +69,7 @@ impl App {
             // Cut: not sent, it stays in the inbox for the next `log in`.
             return Reserve::Emit;
         }
-        match socket.emit_with_ack::<_, AnyAck>(events::NEW_MESSAGE, message) {
+        match socket.emit_with_ack::<_, AnyAck>(events::NEW_MESSAGE, json) {
             Ok(ack) => {
                 self.metrics.delivered();
                 let awaited = Awaited {
@@ -118,19 +134,22 @@ impl App {
     pub fn on_delivery(&self, delivery: Delivery) {
         match delivery {
             Delivery::Direct { to, message } => {
+                let Some(json) = Json::of(&message) else {
+                    return;
+                };
                 for socket in self.registry.direct_targets(&to, &message) {
-                    self.emit_direct(&socket, &to, &message, false);
+                    self.emit_direct_json(&socket, &to, &message, &json, false);
                 }
             }
             Delivery::Room {
                 except_sid,
                 message,
             } => {
-                let Some(room) = message.room.as_deref() else {
+                let (Some(room), Some(json)) = (message.room.as_deref(), Json::of(&message)) else {
                     return;
                 };
                 for socket in self.registry.room_members(room, &except_sid) {
-                    if self.emit_to(&socket, events::NEW_MESSAGE, &message) {
+                    if self.emit_to(&socket, events::NEW_MESSAGE, &json) {
                         self.metrics.delivered();
                     }
                 }
@@ -162,9 +181,12 @@ impl App {
         self.registry.rewind_user(user);
         let mut full = HashSet::new();
         for message in pending {
+            let Some(json) = Json::of(&message) else {
+                continue;
+            };
             for socket in self.registry.direct_targets(user, &message) {
                 if !full.contains(&socket.id)
-                    && self.emit_direct(&socket, user, &message, true) == Reserve::Hold
+                    && self.emit_direct_json(&socket, user, &message, &json, true) == Reserve::Hold
                 {
                     full.insert(socket.id);
                 }

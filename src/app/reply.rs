@@ -66,6 +66,31 @@ impl Reply {
     }
 }
 
+/// Data serialized once, for every socket it goes to: socketioxide then copies the JSON into
+/// each packet instead of serializing the value again (escaping every string), and its size
+/// needs no counting pass.
+pub(super) struct Json(Box<serde_json::value::RawValue>);
+
+impl Json {
+    /// `None` only for data that cannot be JSON, which no message of ours is; the caller
+    /// then sends nothing (a direct message stays in its inbox).
+    pub(super) fn of<T: Serialize>(data: &T) -> Option<Json> {
+        match serde_json::value::to_raw_value(data) {
+            Ok(raw) => Some(Json(raw)),
+            Err(e) => {
+                tracing::error!("not sent, not serializable: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
 /// Counts serialized bytes without keeping them.
 struct ByteCount(usize);
 
@@ -150,5 +175,39 @@ impl App {
     /// Emits `event` to one socket within its byte bound.
     pub(super) fn emit_to<T: Serialize>(&self, socket: &SocketRef, event: &str, data: &T) -> bool {
         self.admit(socket, event_json_len(event, data)) && socket.emit(event, data).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::NewMessage;
+    use socketioxide_core::parser::Parse;
+    use socketioxide_parser_common::CommonParser;
+
+    #[test]
+    fn a_message_serialized_once_goes_out_byte_for_byte_as_before() {
+        let message = NewMessage {
+            id: "1700000000000-3".into(),
+            from: "alice".into(),
+            message: "quotes \" backslash \\ newline \n tab \t emoji 🎉 \u{1}".into(),
+            sent_at: 1_700_000_000_000,
+            room: Some("lobby".into()),
+        };
+        let json = Json::of(&message).unwrap();
+        let event = Some(events::NEW_MESSAGE);
+        // What socketioxide's emit does with the data (its parser is the common one).
+        let direct = CommonParser.encode_value(&message, event).unwrap();
+        let once = CommonParser.encode_value(&json, event).unwrap();
+        assert_eq!(once.as_str(), direct.as_str());
+        assert_eq!(
+            event_json_len(events::NEW_MESSAGE, &json),
+            event_json_len(events::NEW_MESSAGE, &message)
+        );
+        // The accounting is a lower bound of what goes out, never more (`wire_size`).
+        assert!(
+            event_json_len(events::NEW_MESSAGE, &json)
+                <= direct.as_str().map(|s| s.len()).unwrap_or_default()
+        );
     }
 }
