@@ -6,6 +6,8 @@
 #   OUT=bench/runs/NAME bench/profile.sh [CONNS] [RATE] [SECS]
 # writes callgrind-self.txt, callgrind-inclusive.txt and profile-bench.json into OUT.
 # WORKER=path profiles another chat-worker build (bench/build-lean.sh's, say).
+# BENCH_ARGS="--users 50" adds chat-bench flags (fewer users than connections: every user has
+# several sockets, so each message goes to several).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HERE=${OUT:?set OUT to the run folder the profile goes into}
@@ -27,7 +29,7 @@ valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.out" \
 PIDS+=($VG)
 for _ in $(seq 120); do curl -sf "http://127.0.0.1:$WORKER_PORT/health" >/dev/null && break; sleep 1; done
 "$ROOT/target/release/chat-bench" --url "http://127.0.0.1:$WORKER_PORT" --connections "$CONNS" \
-  --rate "$RATE" --duration "$SECS" --watch worker="$VG" >"$HERE/profile-bench.json" \
+  --rate "$RATE" --duration "$SECS" --watch worker="$VG" ${BENCH_ARGS:-} >"$HERE/profile-bench.json" \
   2>"$TMP/bench.err" & BP=$!
 PIDS+=($BP)
 zeroed=

@@ -55,9 +55,13 @@ pub struct Args {
     /// Username prefix (users are PREFIX0 … PREFIX{C-1}); default: random per run.
     #[arg(long)]
     pub user_prefix: Option<String>,
-    /// Recipients are PREFIX0 … PREFIX{N-1}; default: --connections.
+    /// Recipients are PREFIX0 … PREFIX{N-1}; default: --connections / --sockets-per-user.
     #[arg(long)]
     pub users: Option<usize>,
+    /// Connections logged in as one user, like a user's tabs: connection i logs in as
+    /// PREFIX{i / K}, so every message goes to K sockets (fan-out).
+    #[arg(long, default_value_t = 1)]
+    pub sockets_per_user: usize,
     /// Per connection: unacked sends beyond which sends are skipped (and counted).
     #[arg(long, default_value_t = 64)]
     pub max_outstanding: usize,

@@ -94,7 +94,8 @@ async fn connect(sh: &Shared, idx: usize) -> Result<Ws> {
         Ok(*p == Incoming::Connected)
     })
     .await?;
-    send_text(&mut ws, proto::login(1, &format!("{}{idx}", sh.prefix))).await?;
+    let user = idx / sh.args.sockets_per_user.max(1);
+    send_text(&mut ws, proto::login(1, &format!("{}{user}", sh.prefix))).await?;
     expect_frame(&mut ws, "log in ack", |p| match p {
         Incoming::Ack(1, arr) if proto::ack_ok(arr) => Ok(true),
         Incoming::Ack(1, arr) => bail!("log in refused: {}", proto::ack_error_code(arr)),
@@ -188,7 +189,8 @@ async fn run_loop(
                 Stats::inc(&c.skipped);
             } else {
                 let mut to = rng.below(users);
-                if to == idx as u64 && users > 1 {
+                let me = (idx / a.sockets_per_user.max(1)) as u64;
+                if to == me && users > 1 {
                     to = (to + 1) % users;
                 }
                 let now = sh.now_micros();

@@ -123,7 +123,9 @@ async fn run(args: Args) -> Result<()> {
         .max_message_size(Some(1 << 20))
         .max_frame_size(Some(1 << 20));
     let sh = Arc::new(Shared {
-        users: args.users.unwrap_or(args.connections),
+        users: args
+            .users
+            .unwrap_or(args.connections.div_ceil(args.sockets_per_user.max(1))),
         handshakes: Semaphore::new(args.connect_concurrency.max(1)),
         targets,
         prefix,

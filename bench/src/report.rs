@@ -86,7 +86,8 @@ pub fn summary(sh: &Shared, m: &Measured) -> Value {
             "ack_errors": Stats::get(&c.ack_err),
             "unanswered": sent.saturating_sub(acked + Stats::get(&c.ack_err)),
             "received": received,
-            "lost": acked.saturating_sub(received),
+            // Each message goes to every socket of its recipient.
+            "lost": (acked * sh.args.sockets_per_user.max(1) as u64).saturating_sub(received),
             "delivered_receipts": Stats::get(&c.delivered_receipts),
             "skipped_window_full": Stats::get(&c.skipped),
         },

@@ -199,29 +199,14 @@ fn check_accepts_a_good_config_and_lists_every_problem() {
 
     // `[haproxy] threads` reaches haproxy.cfg as `nbthread`, which `haproxy -c` accepts.
     let threads_cfg = dir.path().join("threads.toml");
-    std::fs::write(&threads_cfg, "[haproxy]\nthreads = 1\n").unwrap();
-    let threads = chatctl_at(
-        dir.path(),
-        &[
-            "check",
-            "--port",
-            &port,
-            "--config",
-            threads_cfg.to_str().unwrap(),
-        ],
-    );
+    let check_with = |toml: &str| {
+        std::fs::write(&threads_cfg, toml).unwrap();
+        let cfg = threads_cfg.to_str().unwrap();
+        chatctl_at(dir.path(), &["check", "--port", &port, "--config", cfg])
+    };
+    let threads = check_with("[haproxy]\nthreads = 1\n");
     assert!(threads.success(), "{}", threads.describe("check threads"));
-    std::fs::write(&threads_cfg, "[haproxy]\nthreads = 0\n").unwrap();
-    let no_threads = chatctl_at(
-        dir.path(),
-        &[
-            "check",
-            "--port",
-            &port,
-            "--config",
-            threads_cfg.to_str().unwrap(),
-        ],
-    );
+    let no_threads = check_with("[haproxy]\nthreads = 0\n");
     assert_eq!(no_threads.status.and_then(|s| s.code()), Some(1));
     assert!(
         no_threads.stderr.contains("[haproxy] threads = 0"),
