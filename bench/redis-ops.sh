@@ -8,6 +8,7 @@
 # Knobs: RATE (1000 msg/s), CONNS (400), SECS (10), ROUNDS (2), REDIS_PORT 6397, PORT 31097.
 # STRACE=1 also counts the worker's system calls over the same window (strace -c attached to
 # it; strace slows the worker, so its Redis CPU figures are not comparable with a plain run).
+# Redis's user/system split comes from /proc as well.
 # writes redis-ops.md (one row per trial) and redis-ops.jsonl into OUT. Stops what it starts.
 set -euo pipefail
 HERE=${OUT:?set OUT to the run folder}
@@ -45,19 +46,21 @@ for round in $(seq "$ROUNDS"); do
           strace -c -f -p "$W" -o "$TMP/strace.txt" 2>/dev/null & ST=$!; PIDS+=("$ST")
         fi
         redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null; c0=$(cpu_ms "$R")
-        io0=$(worker_io "$W")
+        io0=$(worker_io "$W"); rio0=$(worker_io "$R")
       fi
       sleep 0.2
     done
     wait "$B" || true
-    c1=$(cpu_ms "$R"); io1=$(worker_io "$W")
+    c1=$(cpu_ms "$R"); io1=$(worker_io "$W"); rio1=$(worker_io "$R")
     redis-cli -p "$REDIS_PORT" INFO commandstats >"$TMP/stats.txt"
     if [[ -n $ST ]]; then kill -INT "$ST"; wait "$ST" 2>/dev/null || true; fi
-    python3 - "$name" "$round" "$c0" "$c1" "$TMP/stats.txt" "$TMP/bench.json" "$TMP/strace.txt" "$io0" "$io1" >>"$HERE/redis-ops.jsonl" <<'EOF'
+    python3 - "$name" "$round" "$c0" "$c1" "$TMP/stats.txt" "$TMP/bench.json" "$TMP/strace.txt" "$io0" "$io1" "$rio0" "$rio1" >>"$HERE/redis-ops.jsonl" <<'EOF'
 import json, sys
-name, rnd, c0, c1, stats, bench, strace, io0, io1 = sys.argv[1:10]
+name, rnd, c0, c1, stats, bench, strace, io0, io1, rio0, rio1 = sys.argv[1:12]
 d = [float(b) - float(a) for a, b in zip(io0.split(), io1.split())]
 worker = {"user_ms": d[0], "sys_ms": d[1]}
+rd = [float(b) - float(a) for a, b in zip(rio0.split(), rio1.split())]
+redis_split = {"user_ms": rd[0], "sys_ms": rd[1]}
 syscalls = {}
 for line in open(strace):
     f = line.split()
@@ -75,7 +78,7 @@ n = b["messages"]["received"]
 print(json.dumps({"build": name, "round": int(rnd), "delivered": n,
                   "lost": b["messages"]["lost"],
                   "redis_cpu_ms": float(c1) - float(c0), "commands": calls,
-                  "worker_syscalls": syscalls, "worker": worker}))
+                  "worker_syscalls": syscalls, "worker": worker, "redis": redis_split}))
 EOF
     kill "$W" "$R"; wait "$W" "$R" 2>/dev/null || true
   done
@@ -105,17 +108,18 @@ print("\nThe worker over the same window (/proc/PID/stat):\n")
 print("| build | round | user CPU-ms per 1,000 | system CPU-ms per 1,000 | total |")
 print("|---|---:|---:|---:|---:|")
 print("\n".join(wrows))
-traced = [r for r in rows if r.get("worker_syscalls")]
-if traced:
-    print("\n| build | round | worker system calls per message | of which read/recv | write/send | epoll_wait |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for r in traced:
-        n = max(r["commands"].get("xadd", (0, 0))[0], 1)
-        sc = r["worker_syscalls"]
-        pick = lambda *names: sum(v for k, v in sc.items() if k in names)
-        print(f"| {r['build']} | {r['round']} | {sum(sc.values()) / n:.2f} | "
-              f"{pick('read', 'recvfrom', 'readv', 'recvmsg') / n:.2f} | "
-              f"{pick('write', 'sendto', 'writev', 'sendmsg') / n:.2f} | "
-              f"{pick('epoll_wait', 'epoll_pwait') / n:.2f} |")
+split = [r for r in rows if r.get("redis")]
+if split:
+    print("\nRedis over the same window (/proc/PID/stat), and the time spent running scripts "
+          "(INFO commandstats' usec of EVALSHA and EVAL, their inner commands included):\n")
+    print("| build | round | user CPU-ms per 1,000 | system CPU-ms per 1,000 | in scripts, ms per 1,000 |")
+    print("|---|---:|---:|---:|---:|")
+    for r in split:
+        c = r["commands"]
+        n = max(c.get("xadd", (0, 0))[0], 1)
+        scripts = c.get("evalsha", (0, 0))[1] + c.get("eval", (0, 0))[1]
+        s = r["redis"]
+        print(f"| {r['build']} | {r['round']} | {s['user_ms'] * 1000 / n:.1f} | "
+              f"{s['sys_ms'] * 1000 / n:.1f} | {scripts / n:.1f} |")
 EOF
 cat "$HERE/redis-ops.md"
