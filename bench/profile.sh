@@ -6,8 +6,11 @@
 #   OUT=bench/runs/NAME bench/profile.sh [CONNS] [RATE] [SECS]
 # writes callgrind-self.txt, callgrind-inclusive.txt and profile-bench.json into OUT.
 # WORKER=path profiles another chat-worker build (bench/build-lean.sh's, say).
-# BENCH_ARGS="--users 50" adds chat-bench flags (fewer users than connections: every user has
-# several sockets, so each message goes to several).
+# BENCH_ARGS="--sockets-per-user 4" adds chat-bench flags (here: every user has 4 sockets, so
+# each message goes to 4).
+# PROFILE=redis profiles redis-server instead (where Redis's instructions per message go); keep
+# the rate low (100 msg/s), Redis runs about 50 times slower under callgrind. Its listings are
+# redis-callgrind-self.txt and redis-callgrind-inclusive.txt.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HERE=${OUT:?set OUT to the run folder the profile goes into}
@@ -20,16 +23,22 @@ TMP=$(mktemp -d /tmp/chat-profile.XXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap 'cleanup; rm -rf "$TMP"' EXIT
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec \
-  --dir "$TMP" --logfile "$TMP/redis.log" & PIDS+=($!)
-sleep 0.5
-valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.out" \
-  "$WORKER" --port "$WORKER_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" --id 1 \
-  --messages-per-second 100000 --drain-timeout 1 >"$TMP/worker.out" 2>"$TMP/worker.err" & VG=$!
-PIDS+=($VG)
+PROFILE=${PROFILE:-worker}
+[[ $PROFILE == worker || $PROFILE == redis ]] || { echo "PROFILE is worker or redis" >&2; exit 2; }
+VALGRIND=(valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.out")
+REDIS_RUN=(); WORKER_RUN=()
+if [[ $PROFILE == redis ]]; then REDIS_RUN=("${VALGRIND[@]}"); else WORKER_RUN=("${VALGRIND[@]}"); fi
+"${REDIS_RUN[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes \
+  --appendfsync everysec --dir "$TMP" --logfile "$TMP/redis.log" >"$TMP/redis.out" 2>&1 & R=$!
+PIDS+=($R)
+for _ in $(seq 120); do redis-cli -p "$REDIS_PORT" PING >/dev/null 2>&1 && break; sleep 0.5; done
+"${WORKER_RUN[@]}" "$WORKER" --port "$WORKER_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" --id 1 \
+  --messages-per-second 100000 --drain-timeout 1 >"$TMP/worker.out" 2>"$TMP/worker.err" & W=$!
+PIDS+=($W)
+if [[ $PROFILE == redis ]]; then VG=$R; else VG=$W; fi
 for _ in $(seq 120); do curl -sf "http://127.0.0.1:$WORKER_PORT/health" >/dev/null && break; sleep 1; done
 "$ROOT/target/release/chat-bench" --url "http://127.0.0.1:$WORKER_PORT" --connections "$CONNS" \
-  --rate "$RATE" --duration "$SECS" --watch worker="$VG" ${BENCH_ARGS:-} >"$HERE/profile-bench.json" \
+  --rate "$RATE" --duration "$SECS" --watch worker="$W" ${BENCH_ARGS:-} >"$HERE/profile-bench.json" \
   2>"$TMP/bench.err" & BP=$!
 PIDS+=($BP)
 zeroed=
@@ -40,10 +49,13 @@ while kill -0 "$BP" 2>/dev/null; do
 done
 wait "$BP" || true
 cp "$TMP/bench.err" "$HERE/profile-bench.stderr.txt"
-kill "$VG"; wait "$VG" || true
+kill "$W"; wait "$W" || true
+kill "$R"; wait "$R" || true
 f=$TMP/callgrind.out # written at exit: the measured phase, the drain and the closing
 echo "profile: $f"
-callgrind_annotate --inclusive=yes --threshold=100 "$f" >"$TMP/incl.txt"; head -65 "$TMP/incl.txt" >"$HERE/callgrind-inclusive.txt"
-callgrind_annotate --threshold=100 "$f" >"$TMP/self.txt"; head -65 "$TMP/self.txt" >"$HERE/callgrind-self.txt"
-cp "$f" /tmp/chat-worker.callgrind.out # kept outside the repo for further annotate runs
+NAME=callgrind; LINES=65
+if [[ $PROFILE == redis ]]; then NAME=redis-callgrind; LINES=80; fi
+callgrind_annotate --inclusive=yes --threshold=100 "$f" >"$TMP/incl.txt"; head -"$LINES" "$TMP/incl.txt" >"$HERE/$NAME-inclusive.txt"
+callgrind_annotate --threshold=100 "$f" >"$TMP/self.txt"; head -"$LINES" "$TMP/self.txt" >"$HERE/$NAME-self.txt"
+cp "$f" "/tmp/chat-$PROFILE.callgrind.out" # kept outside the repo for further annotate runs
 
