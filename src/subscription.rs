@@ -311,24 +311,24 @@ fn parse(buf: &[u8]) -> io::Result<Option<(Frame, usize)>> {
     if n > MAX_ELEMENTS {
         return Err(bad("too many elements"));
     }
-    let mut parts = Vec::with_capacity(3);
+    // Only the first and third elements decide the frame: no allocation per message.
+    let (mut kind, mut payload) = (None, None);
     let mut at = next;
-    for _ in 0..n {
+    for i in 0..n {
         let Some((e, after)) = element(buf, at, 1)? else {
             return Ok(None);
         };
-        if parts.len() < 3 {
-            parts.push(e);
+        match (i, e) {
+            (0, Element::Bulk(r)) => kind = Some(r),
+            (2, Element::Bulk(r)) => payload = Some(r),
+            _ => {}
         }
         at = after;
     }
-    let frame = match parts.as_slice() {
-        [Element::Bulk(kind), Element::Bulk(_), Element::Bulk(payload)]
-            if n == 3 && &buf[kind.clone()] == b"message" =>
-        {
-            Frame::Message(payload.clone())
-        }
-        [Element::Bulk(kind), ..] if &buf[kind.clone()] == b"subscribe" => Frame::Subscribed,
+    let kind = kind.map(|r| &buf[r]);
+    let frame = match (kind, payload) {
+        (Some(b"message"), Some(payload)) if n == 3 => Frame::Message(payload),
+        (Some(b"subscribe"), _) => Frame::Subscribed,
         _ => Frame::Other,
     };
     Ok(Some((frame, at)))
