@@ -22,7 +22,11 @@ pub fn socket_url(base: &str) -> String {
 /// Opens the WebSocket, waits for the Engine.IO open, joins namespace `/`, then hands the
 /// socket to a writer task and a reader task. Unbounded: the caller bounds it.
 pub(crate) async fn connect(base: &str) -> Result<Client, Error> {
-    let (ws, _) = tokio_tungstenite::connect_async(socket_url(base)).await?;
+    // Nagle off, as browsers and socket.io-client (Node's `ws`) have it: without that, small
+    // frames written a fraction of a millisecond apart wait for the server's ACK and arrive
+    // together, which no real client does.
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(socket_url(base), None, true).await?;
     let (mut sink, mut stream) = ws.split();
     // Engine.IO open, then Socket.IO connect to `/`.
     loop {
