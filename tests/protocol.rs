@@ -511,6 +511,53 @@ async fn a_burst_of_acks_is_recorded_in_batches_and_every_receipt_arrives() {
     );
 }
 
+/// Acks that trickle in, one per write a fraction of a millisecond apart, are still recorded
+/// in batches: the worker gathers them for `ACK_GATHER` before one script call records them
+/// all and sends their receipts in one `PUBLISH`. Every receipt still arrives, once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_trickling_in_are_gathered_into_batches() {
+    const N: usize = 30;
+    let cluster = Workers::start(2).await;
+    let (mut alice, _) = cluster.w(0).login("alice").await;
+    let (mut bob, _) = cluster.w(1).login("bob").await;
+    let mut sent = Vec::new();
+    for i in 0..N {
+        sent.push(send_ok(&alice, "bob", &format!("trickle {i}")).await);
+    }
+    let mut ack_ids = Vec::new();
+    for id in &sent {
+        let ev = bob.wait_for("trickle", WAIT, is_new_message).await.unwrap();
+        assert_eq!(&ev.data()["id"], id);
+        ack_ids.push(ev.ack_id.expect("direct messages ask for an ack"));
+    }
+    let publishes_before = publish_calls(&cluster);
+    let started = std::time::Instant::now();
+    // The pacing under test, not a wait for a condition: this thread hands its runtime to
+    // another and blocks between acks, so the client's writer task writes each one alone.
+    tokio::task::block_in_place(|| {
+        for ack_id in ack_ids {
+            bob.ack(ack_id, json!({}));
+            std::thread::sleep(Duration::from_micros(250));
+        }
+    });
+    let pacing = started.elapsed();
+    let mut receipts = Vec::new();
+    while receipts.len() < N {
+        let r = alice.wait_event("delivered", WAIT).await.unwrap();
+        assert_eq!(r.data()["to"], "bob");
+        receipts.push(r.data()["id"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(receipts, sent, "every receipt, once, in order");
+    let publishes = publish_calls(&cluster) - publishes_before;
+    // A batch spans ACK_GATHER of arrivals, so their spread bounds the batches; slack for
+    // the acks' own jitter on the way.
+    let bound = (pacing.as_millis() / chat::app::ACK_GATHER.as_millis()) as u64 + 3;
+    assert!(
+        publishes <= bound,
+        "{N} acks over {pacing:?} took {publishes} PUBLISHes (at most {bound}): not gathered"
+    );
+}
+
 /// A Redis that lost its script cache (restarted, `SCRIPT FLUSH`, a promoted replica) answers
 /// the next script calls `NOSCRIPT`; each is sent again as an `EVAL` of its source
 /// (`store::call`), so every send, ack and receipt still goes through, and a burst of sends

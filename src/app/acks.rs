@@ -1,18 +1,20 @@
 //! Waiting for clients' acknowledgements of direct messages, and recording them in batches.
 //!
 //! Every direct message emitted waits for its client's ack. One task per worker waits for all
-//! of them ([`record_acks`]), instead of one task per message; the acks that came in during
-//! the same tick are recorded in one Redis call ([`Store::ack_many`](crate::store::Store::ack_many)),
-//! which also sends their `delivered` receipts as one `PUBLISH` per worker instance. Only then
-//! does each message leave its socket's flight, as before.
+//! of them ([`record_acks`]), instead of one task per message. Acks are gathered for up to
+//! [`ACK_GATHER`] after the first one of a batch, like TCP's delayed ACK, then recorded in
+//! one Redis call ([`Store::ack_many`](crate::store::Store::ack_many)), which also sends their
+//! `delivered` receipts as one `PUBLISH` per worker instance. Only then does each message
+//! leave its socket's flight, as before.
 
-use super::{batch_of, App};
+use super::{App, MAX_BATCH};
 use crate::store::Ack;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use futures_util::FutureExt;
 use socketioxide::ack::AckStream;
 use socketioxide::socket::Sid;
 use socketioxide::AckError;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Whatever a client acknowledges with, no arguments included.
@@ -64,10 +66,19 @@ pub fn ack_queue() -> (AckQueue, mpsc::UnboundedReceiver<Awaited>) {
     mpsc::unbounded_channel()
 }
 
+/// How long the first answered ack of a batch waits for others before the batch is recorded.
+///
+/// A script call costs Redis about 40,000 instructions whatever it carries, against about
+/// 10,000 per ack inside it (BENCHMARKS.md, "Where Redis's time goes"); without a wait, acks
+/// arriving a few per millisecond go one per call. The wait delays only what follows the
+/// ack (the sender's `delivered` receipt, the message leaving the inbox and its socket's
+/// flight), never a delivery; and a message whose ack is not recorded yet when its worker
+/// dies is delivered again, which clients already drop by id.
+pub const ACK_GATHER: Duration = Duration::from_millis(5);
+
 struct Answered {
     sid: Sid,
     bytes: u64,
-    sent_at: u64,
     record: Ack,
     /// The client answered (with anything); `false` when the ack timed out or the socket closed.
     acked: bool,
@@ -81,35 +92,60 @@ impl Awaited {
         Answered {
             sid: self.sid,
             bytes: self.bytes,
-            sent_at: self.sent_at,
             record: self.record,
             acked,
         }
     }
 }
 
-/// Waits for every ack handed to `queue` and records them in batches, for as long as the
-/// worker runs.
+/// Waits for every ack handed to `queue` and records them in batches, gathered for up to
+/// [`ACK_GATHER`] (none while the worker drains), for as long as the worker runs.
 pub async fn record_acks(app: App, mut queue: mpsc::UnboundedReceiver<Awaited>) {
     let mut waiting = FuturesUnordered::new();
     let mut recording = FuturesUnordered::new();
+    let mut gathered: Vec<Answered> = Vec::new();
+    let gather_ends = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(gather_ends);
     loop {
         tokio::select! {
             awaited = queue.recv() => {
-                let Some(awaited) = awaited else { return };
-                waiting.push(awaited.answered());
+                let Some(awaited) = awaited else { break };
+                waiting.push(answered(&app, awaited));
                 while let Ok(more) = queue.try_recv() {
-                    waiting.push(more.answered());
+                    waiting.push(answered(&app, more));
                 }
             }
-            Some(first) = waiting.next(), if !waiting.is_empty() => {
-                // Everything else answered by now joins the batch.
-                let batch = batch_of(first, || waiting.next().now_or_never().flatten());
-                recording.push(record(app.clone(), batch));
+            Some(answer) = waiting.next(), if !waiting.is_empty() => {
+                if gathered.is_empty() {
+                    gather_ends.as_mut().reset(tokio::time::Instant::now() + ACK_GATHER);
+                }
+                gathered.push(answer);
+                if gathered.len() >= MAX_BATCH || app.draining.load(Ordering::Relaxed) {
+                    recording.push(record(app.clone(), std::mem::take(&mut gathered)));
+                }
+            }
+            () = &mut gather_ends, if !gathered.is_empty() => {
+                recording.push(record(app.clone(), std::mem::take(&mut gathered)));
             }
             Some(()) = recording.next(), if !recording.is_empty() => {}
         }
     }
+    // The worker is stopping: what was answered is recorded, not left to be delivered again.
+    if !gathered.is_empty() {
+        recording.push(record(app.clone(), gathered));
+    }
+    while recording.next().await.is_some() {}
+}
+
+/// The client's answer to `awaited`; the delivery latency is observed when it comes, not
+/// when it is recorded.
+async fn answered(app: &App, awaited: Awaited) -> Answered {
+    let sent_at = awaited.sent_at;
+    let answer = awaited.answered().await;
+    if answer.acked {
+        app.metrics.acked(sent_at);
+    }
+    answer
 }
 
 /// Records a batch of answers, then releases each message from its socket's flight (a
@@ -118,10 +154,7 @@ async fn record(app: App, batch: Vec<Answered>) {
     let acked: Vec<&Ack> = batch
         .iter()
         .filter(|a| a.acked)
-        .map(|a| {
-            app.metrics.acked(a.sent_at);
-            &a.record
-        })
+        .map(|a| &a.record)
         .collect();
     if let Err(e) = app.store.ack_many(&acked).await {
         tracing::warn!(
