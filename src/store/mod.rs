@@ -31,7 +31,7 @@ pub use error::StoreError;
 pub use crate::link::{redact_url, redis_client, PASSWORD_ENV};
 
 use crate::protocol::NewMessage;
-use call::ScriptCall;
+use call::{ScriptCall, ScriptGate};
 use delivery::{entry_to_message, RawEntry};
 use keys::SLOT;
 use redis::aio::ConnectionLike;
@@ -88,6 +88,8 @@ pub struct Store<C> {
     room_history_ttl: Duration,
     /// On a Redis Cluster: single-slot steps and `SPUBLISH` ([`sharded`]).
     cluster: bool,
+    /// Keeps script calls in order across a `NOSCRIPT` ([`call`]).
+    gate: ScriptGate,
 }
 
 /// What the store needs beyond [`ConnectionLike`] on a Redis Cluster: sending a command to
@@ -219,6 +221,7 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
             min_replicas: 0,
             room_history_ttl: Duration::from_secs(30 * 24 * 3600),
             cluster: false,
+            gate: ScriptGate::default(),
         }
     }
 
@@ -275,14 +278,15 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         }
     }
 
-    /// Runs a script (sent again as `EVAL` if Redis does not have it), bounded by the timeout.
+    /// Runs a script (sent again as `EVAL` if Redis does not have it, in order with the
+    /// other calls), bounded by the timeout, a wait at a closed gate included.
     async fn invoke<T: FromRedisValue>(
         &self,
         op: Op,
         inv: &ScriptCall<'_>,
     ) -> Result<T, StoreError> {
         let mut con = self.con.clone();
-        self.bounded(op, inv.invoke(&mut con)).await
+        self.bounded(op, self.gate.invoke(inv, &mut con)).await
     }
 
     /// Loads every script a worker runs into Redis's script cache, so that calls find them
