@@ -469,6 +469,40 @@ async fn a_message_of_exactly_max_message_bytes_is_delivered_intact() {
     assert_eq!(ack["error"]["code"], "message_too_large");
 }
 
+/// Alice (on worker 0) sends bob (on worker 1) `n` messages tagged `tag`; bob receives
+/// them all and holds their acks. Returns both clients, the ids in order and the ack ids.
+async fn delivered_unacked(
+    cluster: &Workers,
+    n: usize,
+    tag: &str,
+) -> (Client, Client, Vec<String>, Vec<u64>) {
+    let (alice, _) = cluster.w(0).login("alice").await;
+    let (mut bob, _) = cluster.w(1).login("bob").await;
+    let mut sent = Vec::new();
+    for i in 0..n {
+        sent.push(send_ok(&alice, "bob", &format!("{tag} {i}")).await);
+    }
+    let mut ack_ids = Vec::new();
+    for id in &sent {
+        let ev = bob.wait_for(tag, WAIT, is_new_message).await.unwrap();
+        assert_eq!(&ev.data()["id"], id);
+        ack_ids.push(ev.ack_id.expect("direct messages ask for an ack"));
+    }
+    (alice, bob, sent, ack_ids)
+}
+
+/// Waits for `sent.len()` `delivered` receipts to alice and checks they are `sent`, once
+/// each, in order.
+async fn receipts_arrive_in_order(alice: &mut Client, sent: &[String]) {
+    let mut receipts = Vec::new();
+    while receipts.len() < sent.len() {
+        let r = alice.wait_event("delivered", WAIT).await.unwrap();
+        assert_eq!(r.data()["to"], "bob");
+        receipts.push(r.data()["id"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(receipts, sent, "every receipt, once, in order");
+}
+
 /// Acks that arrive together are recorded together: one script call removes them all from
 /// the inbox and sends their receipts as one `PUBLISH` per worker (`app::acks`). Every
 /// receipt still arrives, each with its own id.
@@ -476,30 +510,13 @@ async fn a_message_of_exactly_max_message_bytes_is_delivered_intact() {
 async fn a_burst_of_acks_is_recorded_in_batches_and_every_receipt_arrives() {
     const N: usize = 40;
     let cluster = Workers::start(2).await;
-    let (mut alice, _) = cluster.w(0).login("alice").await;
-    let (mut bob, _) = cluster.w(1).login("bob").await;
-    let mut sent = Vec::new();
-    for i in 0..N {
-        sent.push(send_ok(&alice, "bob", &format!("burst {i}")).await);
-    }
-    let mut ack_ids = Vec::new();
-    for id in &sent {
-        let ev = bob.wait_for("burst", WAIT, is_new_message).await.unwrap();
-        assert_eq!(&ev.data()["id"], id);
-        ack_ids.push(ev.ack_id.expect("direct messages ask for an ack"));
-    }
+    let (mut alice, bob, sent, ack_ids) = delivered_unacked(&cluster, N, "burst").await;
     let publishes_before = publish_calls(&cluster);
     // All at once: they reach the worker in the same read.
     for ack_id in ack_ids {
         bob.ack(ack_id, json!({}));
     }
-    let mut receipts = Vec::new();
-    while receipts.len() < N {
-        let r = alice.wait_event("delivered", WAIT).await.unwrap();
-        assert_eq!(r.data()["to"], "bob");
-        receipts.push(r.data()["id"].as_str().unwrap_or_default().to_owned());
-    }
-    assert_eq!(receipts, sent, "every receipt, once, in order");
+    receipts_arrive_in_order(&mut alice, &sent).await;
     wait_until("inbox to empty", WAIT, || async {
         cluster.redis.cli(&["XLEN", "chat:{u:bob}:inbox"]) == "0"
     })
@@ -518,18 +535,7 @@ async fn a_burst_of_acks_is_recorded_in_batches_and_every_receipt_arrives() {
 async fn acks_trickling_in_are_gathered_into_batches() {
     const N: usize = 30;
     let cluster = Workers::start(2).await;
-    let (mut alice, _) = cluster.w(0).login("alice").await;
-    let (mut bob, _) = cluster.w(1).login("bob").await;
-    let mut sent = Vec::new();
-    for i in 0..N {
-        sent.push(send_ok(&alice, "bob", &format!("trickle {i}")).await);
-    }
-    let mut ack_ids = Vec::new();
-    for id in &sent {
-        let ev = bob.wait_for("trickle", WAIT, is_new_message).await.unwrap();
-        assert_eq!(&ev.data()["id"], id);
-        ack_ids.push(ev.ack_id.expect("direct messages ask for an ack"));
-    }
+    let (mut alice, bob, sent, ack_ids) = delivered_unacked(&cluster, N, "trickle").await;
     let publishes_before = publish_calls(&cluster);
     let started = std::time::Instant::now();
     // The pacing under test, not a wait for a condition: this thread hands its runtime to
@@ -541,13 +547,7 @@ async fn acks_trickling_in_are_gathered_into_batches() {
         }
     });
     let pacing = started.elapsed();
-    let mut receipts = Vec::new();
-    while receipts.len() < N {
-        let r = alice.wait_event("delivered", WAIT).await.unwrap();
-        assert_eq!(r.data()["to"], "bob");
-        receipts.push(r.data()["id"].as_str().unwrap_or_default().to_owned());
-    }
-    assert_eq!(receipts, sent, "every receipt, once, in order");
+    receipts_arrive_in_order(&mut alice, &sent).await;
     let publishes = publish_calls(&cluster) - publishes_before;
     // A batch spans ACK_GATHER of arrivals, so their spread bounds the batches; slack for
     // the acks' own jitter on the way.

@@ -314,20 +314,23 @@ mod tests {
         }
     }
 
+    /// Calls of `script` with the keys b1, b2 and b3, as three batches would be.
+    fn three_batches(script: &LuaScript) -> [ScriptCall<'_>; 3] {
+        ["b1", "b2", "b3"].map(|key| {
+            let mut call = ScriptCall::new(script, 1);
+            call.key(key);
+            call
+        })
+    }
+
     /// Two batches in flight are both refused; the first one's retry caches the script; a
     /// third batch comes before the second's refusal is back. Without the gate the third
     /// was written (and stored) before the second's retry.
     #[tokio::test]
     async fn after_noscript_calls_are_stored_in_the_order_they_were_written() {
         let script = script("return 1");
-        let batch = |key: &str| {
-            let mut call = ScriptCall::new(&script, 1);
-            call.key(key);
-            call
-        };
-        let (b1, b2, b3) = (batch("b1"), batch("b2"), batch("b3"));
-        let redis = ForgetfulRedis::default();
-        let gate = ScriptGate::default();
+        let [b1, b2, b3] = three_batches(&script);
+        let (redis, gate) = (ForgetfulRedis::default(), ScriptGate::default());
         let (third_comes, third_came) = oneshot::channel::<()>();
         let run = |call: &'static str| {
             let (mut con, gate) = (redis.clone(), gate.clone());
@@ -386,14 +389,8 @@ mod tests {
     #[tokio::test]
     async fn a_call_that_gives_up_at_the_closed_gate_leaves_it_whole() {
         let script = script("return 1");
-        let batch = |key: &str| {
-            let mut call = ScriptCall::new(&script, 1);
-            call.key(key);
-            call
-        };
-        let (b1, b2, b3) = (batch("b1"), batch("b2"), batch("b3"));
-        let redis = ForgetfulRedis::default();
-        let gate = ScriptGate::default();
+        let [b1, b2, b3] = three_batches(&script);
+        let (redis, gate) = (ForgetfulRedis::default(), ScriptGate::default());
         let (mut con1, mut con2, mut con3) = (redis.clone(), redis.clone(), redis.clone());
         let driver = async {
             settle().await;
