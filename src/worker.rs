@@ -336,11 +336,16 @@ async fn heartbeat_loop(app: App, stopped: impl Future<Output = ()>) {
             }
             Err(e) => {
                 if was_up {
-                    tracing::warn!("redis unreachable: {e}");
+                    tracing::warn!("heartbeat failed, redis unreachable or a shard failing: {e}");
                 }
                 was_up = false;
             }
         }
-        app.redis_commands_up.store(was_up, Ordering::Relaxed);
+        // On a cluster the heartbeat touches several shards (the service's worker set, every
+        // peer's liveness key); one of them failing over must not take every worker out of
+        // HAProxy at once. The worker counts as up while its own shard answers; `was_up`
+        // stays false, so the next heartbeat that succeeds re-registers and resends.
+        let commands_up = was_up || (app.store.is_cluster() && app.store.own_shard_answers().await);
+        app.redis_commands_up.store(commands_up, Ordering::Relaxed);
     }
 }

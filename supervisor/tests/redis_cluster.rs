@@ -2,12 +2,15 @@
 //! 3-replica cluster on loopback. Everything that works on one Redis works here (direct
 //! messages over WebSocket and polling, rooms with history, `list users`, inbox redelivery,
 //! service membership, `status` with the cluster's nodes), keys land on every primary, and a primary SIGKILLed
-//! under load is replaced by its replica: service for its slots is back within 10 s and no
-//! acked message is lost.
+//! under load is replaced by its replica: service for its slots is back within 10 s, no
+//! acked message is lost, and a worker whose own keys are on another shard answers
+//! `/health` 200 throughout.
 
 use chat_testkit::rediscluster::RedisCluster;
 use chat_testkit::*;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const USERS: usize = 120;
@@ -20,6 +23,20 @@ fn node_id(port: u16) -> String {
         "CLUSTER",
         "MYID",
     ]))
+}
+
+/// Asks every worker's `/health` every 50 ms until `done`; returns how many answered 200
+/// every time.
+async fn workers_never_unhealthy(ports: Vec<u16>, done: Arc<AtomicBool>) -> usize {
+    let mut unhealthy = vec![false; ports.len()];
+    while !done.load(Ordering::Relaxed) {
+        for (port, seen) in ports.iter().zip(unhealthy.iter_mut()) {
+            *seen |= http_get(*port, "/health").await.0 != 200;
+        }
+        // The watch's pace, not a wait for a condition.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    unhealthy.iter().filter(|seen| !**seen).count()
 }
 
 /// `user{i:03}`: the load driver's names.
@@ -103,16 +120,35 @@ async fn a_cluster_serves_everything_and_survives_a_primary_failover() {
         "keys per primary: {sizes:?}"
     );
 
-    // The victim primary: the one that holds some load user's inbox; a probe user sends to
-    // that user to see when its slots serve again.
-    let (victim_user, victim_port) = (0..USERS)
+    // The victim primary: one that every worker's heartbeat touches (the shard of the
+    // service's worker set, or of a worker's own keys) while some worker's own keys live
+    // on another shard. That worker must stay in HAProxy throughout: one shard failing over
+    // used to take every worker out at once. A probe user whose inbox is on the victim
+    // sends to see when its slots serve again.
+    let service_shard = redis.primary_for_key("chat:workers");
+    let instances = chat_testkit::rediscluster::cli(service_shard, &["SMEMBERS", "chat:workers"]);
+    let own_shards: Vec<u16> = instances
+        .lines()
+        .map(|id| redis.primary_for_key(&format!("chat:{{w:{id}}}:alive")))
+        .collect();
+    assert_eq!(own_shards.len(), 2, "instances: {instances}");
+    let victim_port = std::iter::once(service_shard)
+        .chain(own_shards.iter().copied())
+        .find(|v| own_shards.iter().any(|own| own != v))
+        .unwrap_or(service_shard);
+    let workers_to_stay_up = own_shards.iter().filter(|own| **own != victim_port).count();
+    let victim_user = (0..USERS)
         .map(load_user)
-        .map(|u| {
-            let port = redis.primary_for_key(&format!("chat:{{u:{u}}}:inbox"));
-            (u, port)
-        })
-        .next()
-        .unwrap();
+        .find(|u| redis.primary_for_key(&format!("chat:{{u:{u}}}:inbox")) == victim_port)
+        .expect("some load user's inbox on every primary");
+    let worker_ports: Vec<u16> = c.status()["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .filter_map(|w| w["port"].as_u64().and_then(|p| u16::try_from(p).ok()))
+        .collect();
+    let watch_done = Arc::new(AtomicBool::new(false));
+    let health_watch = tokio::spawn(workers_never_unhealthy(worker_ports, watch_done.clone()));
     let (probe, _) = login(&url, "probe").await;
     assert_eq!(
         ack_code(
@@ -162,6 +198,15 @@ async fn a_cluster_serves_everything_and_survives_a_primary_failover() {
         back <= Duration::from_secs(10),
         "service for the shard's slots back after {back:?}"
     );
+    watch_done.store(true, Ordering::Relaxed);
+    let stayed_up = health_watch.await.expect("the health watch");
+    assert!(
+        stayed_up >= workers_to_stay_up,
+        "{stayed_up} workers answered /health 200 throughout the failover; {workers_to_stay_up} \
+         have their own keys off the failed shard and must have (own shards {own_shards:?}, \
+         victim {victim_port}, the worker set on {service_shard})\n{}",
+        c.log_tails()
+    );
 
     // A slot move under load: 1,000 slots (with their keys, by MIGRATE) from one primary to
     // another. Clients' calls follow ASK during the move and MOVED after it.
@@ -203,7 +248,8 @@ async fn a_cluster_serves_everything_and_survives_a_primary_failover() {
     println!(
         "redis cluster failover: primary {victim_port} SIGKILLed, replica {promoted} promoted after \
          {:.1} s, the dead node back as a replica after {:.1} s; sends to its slots back after {:.1} s; \
-         acked {} lost {} unavailable answers {} reconnects {}",
+         acked {} lost {} unavailable answers {} reconnects {}; workers healthy throughout {stayed_up} \
+         of 2 (own shards {own_shards:?}, the worker set on {service_shard})",
         promoted_after.as_secs_f64(),
         rejoined_after.as_secs_f64(),
         back.as_secs_f64(),
