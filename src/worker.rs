@@ -1,7 +1,7 @@
 //! Wiring of one worker: the Socket.IO server on a current_thread runtime, the Redis links
 //! (reconnecting commands, the self-healing subscriber, the heartbeat) and the drain.
 
-use crate::app::{on_connect, App, AppInner};
+use crate::app::{on_connect, App, AppInner, RedisHealth};
 use crate::bus::{run_sharded_subscriber, run_subscriber, BusEvent};
 use crate::config::Limits;
 use crate::http::{Metered, Wire};
@@ -58,6 +58,11 @@ pub fn socketio_builder(
                 .packet_completion_timeout(Duration::from_secs(5)),
         )
 }
+/// On a Redis Cluster, how long Redis may fail this worker before `/health` says so
+/// ([`crate::app::RedisHealth`]): longer than a shard's failover and the cluster client's
+/// recovery after it, so that one shard failing over takes no worker out of HAProxy.
+pub const CLUSTER_HEALTH_GRACE: Duration = Duration::from_secs(5);
+
 /// Longest wait for one Redis call before the client hears `unavailable`.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -160,8 +165,11 @@ pub async fn run(
         limits: config.limits.clone(),
         auth_secret: config.auth_secret.clone(),
         draining: AtomicBool::new(false),
-        redis_commands_up: AtomicBool::new(false),
-        redis_subscribed: AtomicBool::new(false),
+        redis: RedisHealth::new(if link.is_cluster() {
+            CLUSTER_HEALTH_GRACE
+        } else {
+            Duration::ZERO
+        }),
         liveness_ttl: LIVENESS_TTL,
         open_connections: Default::default(),
         resync_due: AtomicBool::new(false),
@@ -187,7 +195,7 @@ pub async fn run(
         let app = app.clone();
         move |event| match event {
             BusEvent::Subscribed => {
-                app.redis_subscribed.store(true, Ordering::Relaxed);
+                app.redis.set_subscribed(true);
                 let app = app.clone();
                 tokio::spawn(async move {
                     app.redeliver_pending().await;
@@ -201,7 +209,7 @@ pub async fn run(
                     }
                 });
             }
-            BusEvent::Lost => app.redis_subscribed.store(false, Ordering::Relaxed),
+            BusEvent::Lost => app.redis.set_subscribed(false),
             BusEvent::Delivery(d) => app.on_delivery(d),
         }
     };
@@ -346,6 +354,6 @@ async fn heartbeat_loop(app: App, stopped: impl Future<Output = ()>) {
         // HAProxy at once. The worker counts as up while its own shard answers; `was_up`
         // stays false, so the next heartbeat that succeeds re-registers and resends.
         let commands_up = was_up || (app.store.is_cluster() && app.store.own_shard_answers().await);
-        app.redis_commands_up.store(commands_up, Ordering::Relaxed);
+        app.redis.set_commands_up(commands_up);
     }
 }

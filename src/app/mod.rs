@@ -60,10 +60,8 @@ pub struct AppInner {
     pub acks: AckQueue,
     /// Set on SIGTERM: `/health` answers 503 and new handshakes are refused.
     pub draining: AtomicBool,
-    /// The last heartbeat reached Redis.
-    pub redis_commands_up: AtomicBool,
-    /// The delivery channel is subscribed.
-    pub redis_subscribed: AtomicBool,
+    /// Whether Redis serves this worker: its commands and its delivery channel.
+    pub redis: RedisHealth,
     /// How long a worker's liveness key lives without a heartbeat.
     pub liveness_ttl: Duration,
     /// Accepted TCP connections still open, upgraded or not (`http::Metered`).
@@ -85,10 +83,10 @@ impl App {
         Self(Arc::new(inner))
     }
 
-    /// Both Redis links work: commands answer and deliveries arrive.
+    /// Both Redis links work (commands answer and deliveries arrive), or on a cluster
+    /// stopped working less than [`RedisHealth`]'s grace ago.
     pub fn redis_up(&self) -> bool {
-        self.redis_commands_up.load(Ordering::Relaxed)
-            && self.redis_subscribed.load(Ordering::Relaxed)
+        self.redis.up()
     }
 
     pub fn healthy(&self) -> bool {
@@ -116,6 +114,69 @@ impl App {
             }
             self.store.resync(self.liveness_ttl, first, u, r).await?;
             first = false;
+        }
+    }
+}
+
+/// Whether Redis serves this worker, for `/health` and `chat_redis_up`: its commands answer
+/// (the heartbeat) and its delivery channel is subscribed.
+///
+/// On one Redis a failure shows at once. On a Redis Cluster it shows only after `grace`:
+/// while one shard fails over (about 3 s), redis-rs's cluster client can stall every call
+/// for a moment, to healthy shards too, and the worker would leave HAProxy (its polling
+/// clients reconnecting elsewhere) for what the client recovers from by itself.
+pub struct RedisHealth {
+    grace: Duration,
+    state: std::sync::Mutex<RedisState>,
+}
+
+#[derive(Clone, Copy)]
+struct RedisState {
+    commands_up: bool,
+    subscribed: bool,
+    /// `None` until both links were up once (a starting worker waits for Redis); then when
+    /// one of them last went down while the other was up, if it has not come back since.
+    down_since: Option<Option<std::time::Instant>>,
+}
+
+impl RedisHealth {
+    /// Both links down, never up yet; a failure shows after `grace` (zero: at once).
+    pub fn new(grace: Duration) -> Self {
+        Self {
+            grace,
+            state: std::sync::Mutex::new(RedisState {
+                commands_up: false,
+                subscribed: false,
+                down_since: None,
+            }),
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut RedisState)) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut state);
+        let both = state.commands_up && state.subscribed;
+        state.down_since = match (both, state.down_since) {
+            (true, _) => Some(None),
+            (false, Some(None)) => Some(Some(std::time::Instant::now())),
+            (false, kept) => kept,
+        };
+    }
+
+    pub fn set_commands_up(&self, up: bool) {
+        self.update(|s| s.commands_up = up);
+    }
+
+    pub fn set_subscribed(&self, subscribed: bool) {
+        self.update(|s| s.subscribed = subscribed);
+    }
+
+    pub fn up(&self) -> bool {
+        let state = *self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match state.down_since {
+            None => false,
+            Some(None) => true,
+            Some(Some(since)) => since.elapsed() < self.grace,
         }
     }
 }
@@ -267,7 +328,54 @@ async fn on_disconnect(socket: SocketRef, reason: DisconnectReason, State(app): 
 
 #[cfg(test)]
 mod tests {
-    use super::{batch_of, MAX_BATCH};
+    use super::{batch_of, RedisHealth, MAX_BATCH};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn redis_counts_as_up_only_once_both_links_were_up() {
+        let health = RedisHealth::new(Duration::from_secs(60));
+        assert!(
+            !health.up(),
+            "a starting worker waits for Redis, grace or not"
+        );
+        health.set_commands_up(true);
+        assert!(!health.up(), "deliveries cannot arrive yet");
+        health.set_subscribed(true);
+        assert!(health.up());
+    }
+
+    #[test]
+    fn on_one_redis_a_failure_shows_at_once() {
+        let health = RedisHealth::new(Duration::ZERO);
+        health.set_commands_up(true);
+        health.set_subscribed(true);
+        health.set_subscribed(false);
+        assert!(!health.up());
+        health.set_subscribed(true);
+        assert!(health.up(), "back");
+    }
+
+    #[test]
+    fn on_a_cluster_a_failure_shows_after_the_grace_counted_from_the_first_link_lost() {
+        let grace = Duration::from_millis(200);
+        let health = RedisHealth::new(grace);
+        health.set_commands_up(true);
+        health.set_subscribed(true);
+        let lost = Instant::now();
+        health.set_subscribed(false);
+        health.set_commands_up(false);
+        assert!(health.up() || lost.elapsed() >= grace, "within the grace");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while health.up() && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert!(!health.up(), "down once the grace is over");
+        assert!(lost.elapsed() >= grace, "not before it");
+        health.set_subscribed(true);
+        assert!(!health.up(), "one link back is not enough");
+        health.set_commands_up(true);
+        assert!(health.up());
+    }
 
     #[test]
     fn a_batch_stops_at_its_cap_and_leaves_the_rest_for_the_next() {

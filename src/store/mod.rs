@@ -706,17 +706,20 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
     }
 
     /// On a Redis Cluster: whether the shard that serves this worker's own keys (its
-    /// liveness key and its delivery channel, one slot) answers a PING. Another shard's
-    /// failure stops the calls for the users and rooms it serves, which answer
-    /// `unavailable`, not the worker. (redis-rs sends a plain PING to every primary.)
+    /// liveness key and its delivery channel, one slot) answers a command on them. Another
+    /// shard's failure stops the calls for the users and rooms it serves, which answer
+    /// `unavailable`, not the worker. A keyed command, not a PING: a cluster that lost its
+    /// majority (`CLUSTERDOWN`) still answers PING but refuses every key.
     pub async fn own_shard_answers(&self) -> bool {
         let key = keys::worker_alive(&self.prefix, &self.instance).to_string();
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(&key);
         let mut con = self.con.clone();
-        let ping = async move {
-            let pong = con.on_primary_of(&key, redis::cmd("PING")).await?;
-            redis::from_redis_value::<String>(pong).map_err(Into::into)
+        let ask = async move {
+            let answer = con.on_primary_of(&key, exists).await?;
+            redis::from_redis_value::<i64>(answer).map_err(Into::into)
         };
-        self.bounded(Op::Ping, ping).await.is_ok()
+        self.bounded(Op::Ping, ask).await.is_ok()
     }
 }
 
