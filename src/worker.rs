@@ -58,6 +58,7 @@ pub fn socketio_builder(
                 .packet_completion_timeout(Duration::from_secs(5)),
         )
 }
+
 /// On a Redis Cluster, how long Redis may fail this worker before `/health` says so
 /// ([`crate::app::RedisHealth`]): longer than a shard's failover and the cluster client's
 /// recovery after it, so that one shard failing over takes no worker out of HAProxy.

@@ -134,8 +134,8 @@ pub struct RedisHealth {
 struct RedisState {
     commands_up: bool,
     subscribed: bool,
-    /// `None` until both links were up once (a starting worker waits for Redis); then when
-    /// one of them last went down while the other was up, if it has not come back since.
+    /// `None` until both links were up once (a starting worker waits for Redis); then
+    /// `Some(None)` while both are up, and `Some(Some(t))` since `t`, when they stopped being.
     down_since: Option<Option<std::time::Instant>>,
 }
 
