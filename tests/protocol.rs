@@ -491,13 +491,13 @@ async fn delivered_unacked(
     (alice, bob, sent, ack_ids)
 }
 
-/// Waits for `sent.len()` `delivered` receipts to alice and checks they are `sent`, once
-/// each, in order.
-async fn receipts_arrive_in_order(alice: &mut Client, sent: &[String]) {
+/// Waits for `sent.len()` `delivered` receipts to `sender` for messages to `to`, and checks
+/// they are `sent`, once each, in order.
+async fn receipts_arrive_in_order(sender: &mut Client, sent: &[String], to: &str) {
     let mut receipts = Vec::new();
     while receipts.len() < sent.len() {
-        let r = alice.wait_event("delivered", WAIT).await.unwrap();
-        assert_eq!(r.data()["to"], "bob");
+        let r = sender.wait_event("delivered", WAIT).await.unwrap();
+        assert_eq!(r.data()["to"], to);
         receipts.push(r.data()["id"].as_str().unwrap_or_default().to_owned());
     }
     assert_eq!(receipts, sent, "every receipt, once, in order");
@@ -516,7 +516,7 @@ async fn a_burst_of_acks_is_recorded_in_batches_and_every_receipt_arrives() {
     for ack_id in ack_ids {
         bob.ack(ack_id, json!({}));
     }
-    receipts_arrive_in_order(&mut alice, &sent).await;
+    receipts_arrive_in_order(&mut alice, &sent, "bob").await;
     wait_until("inbox to empty", WAIT, || async {
         cluster.redis.cli(&["XLEN", "chat:{u:bob}:inbox"]) == "0"
     })
@@ -525,6 +525,55 @@ async fn a_burst_of_acks_is_recorded_in_batches_and_every_receipt_arrives() {
     assert!(
         publishes <= N as u64 / 2,
         "{N} receipts took {publishes} PUBLISHes: acks were not batched"
+    );
+}
+
+/// One script call records at most 128 acks (`MAX_BATCH`), however many were gathered: 180
+/// first acks answered together (three recipients, 60 each, within their flights) are
+/// recorded by at least two calls, each with its own receipts `PUBLISH`, and every receipt
+/// still arrives once, in order.
+#[tokio::test]
+async fn more_acks_than_one_call_holds_are_split_and_every_receipt_arrives() {
+    const PAIRS: usize = 3;
+    const N: usize = 60;
+    let cluster = Workers::start(2).await;
+    let (mut senders, mut recipients) = (Vec::new(), Vec::new());
+    for p in 0..PAIRS {
+        senders.push(cluster.w(0).login(&format!("alice{p}")).await.0);
+        recipients.push(cluster.w(1).login(&format!("bob{p}")).await.0);
+    }
+    let mut sent = vec![Vec::new(); PAIRS];
+    for i in 0..N {
+        for (p, sender) in senders.iter().enumerate() {
+            let to = format!("bob{p}");
+            sent[p].push(send_ok(sender, &to, &format!("split {i}")).await);
+        }
+    }
+    let mut ack_ids = vec![Vec::new(); PAIRS];
+    for (p, recipient) in recipients.iter_mut().enumerate() {
+        for id in &sent[p] {
+            let ev = recipient
+                .wait_for("split", WAIT, is_new_message)
+                .await
+                .unwrap();
+            assert_eq!(&ev.data()["id"], id);
+            ack_ids[p].push(ev.ack_id.expect("direct messages ask for an ack"));
+        }
+    }
+    let publishes_before = publish_calls(&cluster);
+    for (recipient, ids) in recipients.iter().zip(&ack_ids) {
+        for ack_id in ids {
+            recipient.ack(*ack_id, json!({}));
+        }
+    }
+    for (p, sender) in senders.iter_mut().enumerate() {
+        receipts_arrive_in_order(sender, &sent[p], &format!("bob{p}")).await;
+    }
+    let publishes = publish_calls(&cluster) - publishes_before;
+    assert!(
+        publishes >= 2,
+        "{} first acks were recorded by one call ({publishes} PUBLISH): no cap",
+        PAIRS * N
     );
 }
 
@@ -547,7 +596,7 @@ async fn acks_trickling_in_are_gathered_into_batches() {
         }
     });
     let pacing = started.elapsed();
-    receipts_arrive_in_order(&mut alice, &sent).await;
+    receipts_arrive_in_order(&mut alice, &sent, "bob").await;
     let publishes = publish_calls(&cluster) - publishes_before;
     // A batch spans ACK_GATHER of arrivals, so their spread bounds the batches; slack for
     // the acks' own jitter on the way.
