@@ -187,12 +187,15 @@ async fn run(args: Args) -> Result<()> {
     let received_in_run = Stats::get(&c.received_in_run);
     let acked_in_run = Stats::get(&c.acked_ok) - acked0;
 
-    // Drain: wait for outstanding acks and deliveries.
+    // Drain: wait for outstanding acks and deliveries (each acked message goes to every
+    // socket of its recipient, as the report's `lost` counts it).
     let _ = phase_tx.send(Phase::Drain);
     let drain_deadline = Instant::now() + Duration::from_secs_f64(args.drain);
+    let deliveries_per_message = args.sockets_per_user.max(1) as u64;
     while Instant::now() < drain_deadline {
         let answered = Stats::get(&c.acked_ok) + Stats::get(&c.ack_err) + dropped_unacked(&sh);
-        if answered >= Stats::get(&c.sent) && Stats::get(&c.received) >= Stats::get(&c.acked_ok) {
+        let due = Stats::get(&c.acked_ok) * deliveries_per_message;
+        if answered >= Stats::get(&c.sent) && Stats::get(&c.received) >= due {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
