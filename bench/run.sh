@@ -159,19 +159,15 @@ start_node() {
   NODE_PIDS=()
   local i
   for ((i = 0; i < WORKERS; i++)); do
-    PORT=$((BASE_PORT + i)) REDIS_URL="redis://127.0.0.1:$REDIS_PORT" SOCKET_PATH="$OUT/node-$i.sock" \
+    PORT=$((BASE_PORT + i)) REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
       taskset -c $((i % NCPU)) node "$ROOT/bench/node-baseline/server.js" >"$OUT/node-$i.log" 2>&1 &
     NODE_PIDS+=($!)
   done
   for ((i = 0; i < WORKERS; i++)); do
     wait_http "http://127.0.0.1:$((BASE_PORT + i))/health" 20 || die "node worker $i not healthy (see $OUT/node-$i.log)"
   done
-  # The same config chatctl rendered; only its admin socket and the workers' Unix sockets
-  # (worker-I.sock, which each Node process I serves as node-I.sock) move out of the rust
-  # state dir.
-  sed -e "s#stats socket [^ ]*#stats socket $OUT/haproxy-node.sock#" \
-    -e "s#unix@[^ ]*/worker-\([0-9]*\)\.sock#unix@$OUT/node-\1.sock#" \
-    "$OUT/haproxy.cfg" >"$OUT/haproxy-node.cfg"
+  # The same config chatctl rendered; only its admin socket moves out of the rust state dir.
+  sed "s#stats socket [^ ]*#stats socket $OUT/haproxy-node.sock#" "$OUT/haproxy.cfg" >"$OUT/haproxy-node.cfg"
   haproxy -c -q -f "$OUT/haproxy-node.cfg" || die "haproxy-node.cfg does not validate"
   haproxy -f "$OUT/haproxy-node.cfg" >"$OUT/haproxy-node.log" 2>&1 &
   HAPROXY_NODE_PID=$!
@@ -188,7 +184,6 @@ stop_node() {
   for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${NODE_PIDS[@]}" "$HAPROXY_NODE_PID"; do wait "$p" 2>/dev/null || true; done
   NODE_PIDS=(); HAPROXY_NODE_PID=""
-  rm -f "$OUT"/node-*.sock
 }
 
 # Idle: N connections held by ceil(N/10000) chat-bench processes (one process cannot hold more

@@ -50,10 +50,6 @@ impl StateDir {
     pub fn redis_socket(&self) -> PathBuf {
         self.root.join("redis.sock")
     }
-    /// Where worker `id` also listens, for HAProxy on this host (mode 0600).
-    pub fn worker_socket(&self, id: u32) -> PathBuf {
-        self.root.join(format!("worker-{id}.sock"))
-    }
     /// The embedded Redis's generated password (mode 0600).
     pub fn redis_password(&self) -> PathBuf {
         self.root.join("redis.pass")
@@ -77,8 +73,6 @@ impl StateDir {
             self.haproxy_admin_socket(),
             self.haproxy_master_socket(),
             self.redis_socket(),
-            // Ids stay far below this; the longest name a worker's socket can take here.
-            self.worker_socket(u32::MAX),
         ] {
             let len = p.as_os_str().len();
             if len > MAX_SOCKET_PATH {
@@ -101,7 +95,6 @@ mod tests {
         let s = StateDir::new("/tmp/x");
         assert_eq!(s.control_socket(), PathBuf::from("/tmp/x/chatctl.sock"));
         assert_eq!(s.log("worker-0"), PathBuf::from("/tmp/x/logs/worker-0.log"));
-        assert_eq!(s.worker_socket(3), PathBuf::from("/tmp/x/worker-3.sock"));
         assert!(StateDir::new("rel").root().is_absolute());
     }
 

@@ -10,16 +10,13 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::{InboxBounds, Store};
 use anyhow::Context;
-use engineioxide::service::NotFoundService;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use socketioxide::service::SocketIoService;
 use socketioxide::{ParserConfig, SocketIo};
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// How often a worker proves it is alive; its liveness key lives [`LIVENESS_TTL`], so a
@@ -95,11 +92,6 @@ pub struct WorkerConfig {
     pub auth_secret: Option<String>,
     /// Replicas that must have a direct message before its ack (`WAIT`); 0 = none.
     pub min_replicas_acked: u32,
-    /// Also serve on this Unix socket: the way a proxy on the same host reaches the worker.
-    /// A loopback TCP hop runs the whole TCP/IP stack twice per frame (BENCHMARKS.md, "HAProxy
-    /// to the workers over Unix sockets"). A stale socket file left by a dead worker is
-    /// replaced; a live one is refused. The file is removed when the worker stops.
-    pub unix_socket: Option<PathBuf>,
 }
 
 impl WorkerConfig {
@@ -114,7 +106,6 @@ impl WorkerConfig {
             ack_timeout: Duration::from_secs(30),
             auth_secret: None,
             min_replicas_acked: 0,
-            unix_socket: None,
         }
     }
 }
@@ -144,10 +135,6 @@ pub async fn run(
     crate::store::keys::check_prefix(&config.redis_prefix)
         .map_err(anyhow::Error::msg)
         .context("bad --redis-prefix")?;
-    let mut unix = match &config.unix_socket {
-        Some(path) => Some((bind_unix(path).await?, SocketFile::of(path))),
-        None => None,
-    };
     let password = std::env::var(crate::store::PASSWORD_ENV).ok();
     let link = Link::new(&config.redis_url, password, REDIS_TIMEOUT)
         .map_err(anyhow::Error::msg)
@@ -252,32 +239,47 @@ pub async fn run(
     );
     tokio::pin!(shutdown);
     loop {
-        let accepted = tokio::select! {
+        let (tcp, _) = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => accepted.map(|(tcp, _)| {
-                let _ = tcp.set_nodelay(true);
-                Accepted::Tcp(tcp)
-            }),
-            accepted = accept_unix(unix.as_ref().map(|(l, _)| l)) => accepted.map(Accepted::Unix),
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
         };
-        match accepted {
-            Ok(Accepted::Tcp(tcp)) => serve_connection(tcp, &app, &sio_svc),
-            Ok(Accepted::Unix(stream)) => serve_connection(stream, &app, &sio_svc),
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let sio = sio_svc.clone();
+        tokio::spawn(async move {
+            // Every request carries its connection's meter: socketioxide keeps the handshake
+            // request's extensions, so a socket finds its own connection (`app::on_connect`).
+            let wire = Arc::new(Wire::default());
+            let io = TokioIo::new(Metered::new(tcp, wire.clone(), &app));
+            let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+                req.extensions_mut().insert(wire.clone());
+                crate::http::handle(app.clone(), sio.clone(), req)
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(8192)
+                // A request head not complete in time closes the connection (SPEC §4);
+                // hyper needs a timer for it.
+                .timer(TokioTimer::new())
+                .header_read_timeout(HALF_OPEN_TIMEOUT)
+                .serve_connection(io, svc)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
             }
-        }
+        });
     }
 
     tracing::info!("draining");
     app.draining.store(true, Ordering::Relaxed);
     drop(listener);
-    if let (Some((listener, bound)), Some(path)) = (unix.take(), &config.unix_socket) {
-        drop(listener);
-        remove_socket_file(path, bound);
-    }
     let drain = async {
         // Clients mid-upgrade either finish it or get the close packet on their next poll
         // (`http::handle`) before `io.close()` cuts their transports.
@@ -297,113 +299,6 @@ pub async fn run(
     let _ = tokio::join!(subscriber, heartbeat);
     tracing::info!("stopped");
     Ok(())
-}
-
-/// A connection from either listener.
-enum Accepted {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
-}
-
-/// The next connection on the Unix socket; never, when the worker has none.
-async fn accept_unix(unix: Option<&UnixListener>) -> std::io::Result<tokio::net::UnixStream> {
-    match unix {
-        Some(l) => l.accept().await.map(|(stream, _)| stream),
-        None => std::future::pending().await,
-    }
-}
-
-/// Serves one accepted connection (TCP or Unix) on its own task: HTTP/1.1, upgraded to a
-/// WebSocket for socketioxide when asked.
-fn serve_connection<T>(io: T, app: &App, sio: &SocketIoService<NotFoundService>)
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let app = app.clone();
-    let sio = sio.clone();
-    tokio::spawn(async move {
-        // Every request carries its connection's meter: socketioxide keeps the handshake
-        // request's extensions, so a socket finds its own connection (`app::on_connect`).
-        let wire = Arc::new(Wire::default());
-        let io = TokioIo::new(Metered::new(io, wire.clone(), &app));
-        let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
-            req.extensions_mut().insert(wire.clone());
-            crate::http::handle(app.clone(), sio.clone(), req)
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .max_buf_size(8192)
-            // A request head not complete in time closes the connection (SPEC §4);
-            // hyper needs a timer for it.
-            .timer(TokioTimer::new())
-            .header_read_timeout(HALF_OPEN_TIMEOUT)
-            .serve_connection(io, svc)
-            .with_upgrades();
-        if let Err(e) = conn.await {
-            tracing::debug!("connection ended: {e}");
-        }
-    });
-}
-
-/// Listens on the Unix socket at `path`. A socket file nobody answers on is what a killed
-/// worker leaves behind and is replaced; one that answers belongs to a live process, and so
-/// does anything that is not a socket: both are refused rather than taken over.
-pub async fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
-    use std::os::unix::fs::FileTypeExt;
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if !meta.file_type().is_socket() {
-            anyhow::bail!(
-                "cannot listen on {}: the path exists and is not a socket (remove it or choose another --unix-socket)",
-                path.display()
-            );
-        }
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
-            anyhow::bail!(
-                "cannot listen on {}: another process is serving on it (stop it or choose another --unix-socket)",
-                path.display()
-            );
-        }
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
-    }
-    let listener = UnixListener::bind(path).with_context(|| {
-        format!(
-            "cannot listen on {} (its directory must exist and be writable)",
-            path.display()
-        )
-    })?;
-    // Owner only: the proxy in front runs as the same user (chatctl starts both).
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot restrict {} to its owner", path.display()))?;
-    Ok(listener)
-}
-
-/// The identity of the socket file a worker bound, so that it removes its own file only.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct SocketFile {
-    dev: u64,
-    ino: u64,
-}
-
-impl SocketFile {
-    fn of(path: &Path) -> Option<SocketFile> {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::symlink_metadata(path).ok().map(|m| SocketFile {
-            dev: m.dev(),
-            ino: m.ino(),
-        })
-    }
-}
-
-/// Removes the worker's socket file as it stops, so nothing connects to a dead path; a file
-/// a successor already bound in its place is left alone.
-fn remove_socket_file(path: &Path, bound: Option<SocketFile>) {
-    if bound.is_none() || SocketFile::of(path) != bound {
-        return;
-    }
-    if let Err(e) = std::fs::remove_file(path) {
-        tracing::debug!("socket file {} not removed: {e}", path.display());
-    }
 }
 
 /// Keeps the liveness key fresh, reaps dead workers, and re-registers everything local when

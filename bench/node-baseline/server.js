@@ -14,9 +14,7 @@
 // online set is not reaped when a process dies, no redelivery on reconnect other than at
 // `log in`. GET /health answers 200 while the Redis clients are ready, 503 otherwise.
 //
-// Usage: PORT=30001 REDIS_URL=redis://127.0.0.1:6390 [SOCKET_PATH=/path/w0.sock] node server.js
-// With SOCKET_PATH it also serves on that Unix socket, as chat-worker does with --unix-socket,
-// so that HAProxy reaches both stacks the same way (run.sh gives it the path chatctl used).
+// Usage: PORT=30001 REDIS_URL=redis://127.0.0.1:6390 node server.js
 
 "use strict";
 
@@ -27,7 +25,6 @@ const { createClient } = require("redis");
 
 const port = Number(process.env.PORT || process.argv[2] || 30001);
 const host = process.env.HOST || "127.0.0.1";
-const socketPath = process.env.SOCKET_PATH || "";
 const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 const P = process.env.REDIS_PREFIX || "nodechat:";
 const MAX_BYTES = 16384;
@@ -213,14 +210,6 @@ async function main() {
   await Promise.all([pubClient.connect(), subClient.connect(), db.connect()]);
   io.adapter(createAdapter(pubClient, subClient));
   server.listen(port, host, () => console.log(`node-baseline listening on ${host}:${port}`));
-  if (socketPath) {
-    // One HTTP server, two listeners: connections accepted on the Unix socket are handed to
-    // it like TCP ones (upgrades included).
-    require("fs").rmSync(socketPath, { force: true });
-    require("net")
-      .createServer((conn) => server.emit("connection", conn))
-      .listen(socketPath, () => console.log(`node-baseline listening on ${socketPath}`));
-  }
 }
 
 function shutdown() {

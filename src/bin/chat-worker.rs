@@ -1,5 +1,4 @@
-//! `chat-worker --port P --redis URL --id N [--host H] [--unix-socket PATH]`: one single-threaded
-//! chat worker.
+//! `chat-worker --port P --redis URL --id N [--host H]`: one single-threaded chat worker.
 
 use anyhow::Context;
 use chat::config::Limits;
@@ -18,10 +17,6 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Also serve on this Unix socket (a proxy on the same host reaches the worker there:
-    /// cheaper per frame than loopback TCP). A stale socket file is replaced.
-    #[arg(long)]
-    unix_socket: Option<std::path::PathBuf>,
     /// Redis URL: redis://[:password@]host:port, rediss://…, redis+unix:///path,
     /// redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE, or redis+cluster://HOST:PORT[,…].
     #[arg(long)]
@@ -132,7 +127,6 @@ fn main() -> anyhow::Result<()> {
         auth_secret: std::env::var(chat::auth::SECRET_ENV)
             .ok()
             .filter(|s| !s.is_empty()),
-        unix_socket: args.unix_socket,
         min_replicas_acked: args.min_replicas_acked.unwrap_or(
             if args.redis.starts_with("redis+sentinel://")
                 || args.redis.starts_with("redis+cluster://")

@@ -87,7 +87,6 @@ async fn validate_cfg(bin: &Path, s: &Settings, state_dir: &StateDir) -> anyhow:
                 name: haproxy::server_name(s.advertise.as_deref(), id, port),
                 addr: host.clone(),
                 port,
-                unix_socket: Some(state_dir.worker_socket(id)),
             })
         })
         .collect();

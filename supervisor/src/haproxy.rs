@@ -18,10 +18,6 @@ pub struct Server {
     pub name: String,
     pub addr: String,
     pub port: u16,
-    /// The worker's Unix socket, for a worker on this host: HAProxy connects there instead
-    /// of `addr:port`. A frame through a loopback TCP connection runs the TCP/IP stack on
-    /// both sides; through a Unix socket it is a copy between two buffers (haproxy/README.md).
-    pub unix_socket: Option<PathBuf>,
 }
 
 /// Everything the template needs.
@@ -157,17 +153,10 @@ pub fn render(v: &CfgView) -> anyhow::Result<String> {
             Ok(_) => format!("[{}]", s.addr),
             Err(_) => s.addr.clone(),
         };
-        let addr = match &s.unix_socket {
-            Some(path) => {
-                let path = path.display().to_string();
-                one_token("server socket", &path)?;
-                format!("unix@{path}")
-            }
-            None => format!("{addr}:{port}", port = s.port),
-        };
         servers.push_str(&format!(
-            "    server {name} {addr} cookie {name} check\n",
+            "    server {name} {addr}:{port} cookie {name} check\n",
             name = s.name,
+            port = s.port
         ));
     }
     let (tls_global, tls_bind) = match &v.tls_cert {
@@ -319,13 +308,11 @@ mod tests {
                     name: "w0".into(),
                     addr: "127.0.0.1".into(),
                     port: 30001,
-                    unix_socket: Some("/state/worker-0.sock".into()),
                 },
                 Server {
                     name: "w1".into(),
                     addr: "127.0.0.1".into(),
                     port: 30002,
-                    unix_socket: Some("/state/worker-1.sock".into()),
                 },
             ],
         }
@@ -417,26 +404,13 @@ mod tests {
             let mut v = view();
             v.tls_cert = Some(bad.into());
             assert!(render(&v).is_err(), "tls cert {bad:?}");
-            let mut v = view();
-            v.servers[1].unix_socket = Some(bad.into());
-            assert!(render(&v).is_err(), "server socket {bad:?}");
         }
-    }
-
-    #[test]
-    fn servers_on_other_hosts_are_reached_by_address_and_port() {
-        let mut v = view();
-        v.servers[1].unix_socket = None;
-        let cfg = render(&v).unwrap();
-        assert!(cfg.contains("server w0 unix@/state/worker-0.sock cookie w0 check"));
-        assert!(cfg.contains("server w1 127.0.0.1:30002 cookie w1 check"));
     }
 
     #[test]
     fn ipv6_servers_are_bracketed() {
         let mut v = view();
         v.servers[0].addr = "fe80::1".into();
-        v.servers[0].unix_socket = None;
         assert!(render(&v)
             .unwrap()
             .contains("server w0 [fe80::1]:30001 cookie w0 check"));

@@ -152,8 +152,6 @@ impl Supervisor {
             .args(["--redis", &redis_url])
             .args(["--id", &id.to_string()])
             .args(["--host", self.worker_host()])
-            .arg("--unix-socket")
-            .arg(self.state_dir.worker_socket(id))
             .args([
                 "--drain-timeout",
                 &self.settings.drain_timeout.as_secs().to_string(),

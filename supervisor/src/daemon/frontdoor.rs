@@ -20,38 +20,27 @@ impl Supervisor {
     }
 
     fn cfg_view(&self, generation: u64) -> CfgView {
-        let shared = self.lock();
-        let servers = match self.settings.advertise.as_deref() {
-            // Every host's workers, from the shared membership; this host's own are reached
-            // through their Unix sockets like in the single-host case.
-            Some(own_host) => shared
+        let servers = if self.settings.advertise.is_some() {
+            self.lock()
                 .members
                 .iter()
-                .map(|m| {
-                    let own_id = (m.host == own_host)
-                        .then(|| shared.slots.iter().find(|(_, s)| s.port == m.port))
-                        .flatten()
-                        .map(|(id, _)| *id);
-                    Server {
-                        name: membership::server_name(&m.host, m.port),
-                        addr: m.host.clone(),
-                        port: m.port,
-                        unix_socket: own_id.map(|id| self.state_dir.worker_socket(id)),
-                    }
+                .map(|m| Server {
+                    name: membership::server_name(&m.host, m.port),
+                    addr: m.host.clone(),
+                    port: m.port,
                 })
-                .collect(),
-            None => shared
+                .collect()
+        } else {
+            self.lock()
                 .slots
                 .iter()
                 .map(|(id, s)| Server {
                     name: self.server_name(*id, s.port),
                     addr: self.worker_host().to_owned(),
                     port: s.port,
-                    unix_socket: Some(self.state_dir.worker_socket(*id)),
                 })
-                .collect(),
+                .collect()
         };
-        drop(shared);
         CfgView::new(
             &self.settings,
             &self.state_dir,
