@@ -164,6 +164,9 @@ pub struct ClusterSection {
     pub pin: Option<bool>,
     /// Crashes of one child within 60 s before it is given up (default 10).
     pub max_restarts: Option<usize>,
+    /// Each worker's wake-up coalescing window in microseconds (`chat::coalesce`; default
+    /// 1000, 0 = off).
+    pub coalesce_us: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

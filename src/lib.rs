@@ -24,6 +24,7 @@ pub mod app;
 pub mod auth;
 #[cfg(feature = "worker")]
 pub mod bus;
+pub mod coalesce;
 pub mod config;
 pub mod control;
 #[cfg(feature = "worker")]

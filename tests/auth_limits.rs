@@ -128,6 +128,30 @@ async fn inbox_ttl_expires_old_messages() {
 }
 
 #[tokio::test]
+async fn a_worker_refuses_a_coalescing_window_over_10_ms() {
+    let redis = Redis::start().await;
+    let out = chat_testkit::proc::run_bounded(
+        std::process::Command::new(chat_testkit::proc::bin("chat-worker")).args([
+            "--port",
+            "0",
+            "--id",
+            "0",
+            "--redis",
+            &redis.url(),
+            "--coalesce-us",
+            "10001",
+        ]),
+        Duration::from_secs(20),
+    );
+    let told = out.describe("chat-worker");
+    assert_eq!(out.code(), Some(1), "{told}");
+    assert!(
+        told.contains("--coalesce-us") && told.contains("at most 10000"),
+        "{told}"
+    );
+}
+
+#[tokio::test]
 async fn a_worker_refuses_an_auth_secret_shorter_than_32_bytes() {
     let redis = Redis::start().await;
     let out = chat_testkit::proc::run_bounded(

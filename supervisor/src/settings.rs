@@ -45,6 +45,8 @@ pub struct Settings {
     /// The embedded Redis's `maxmemory` in bytes (with `noeviction`).
     pub redis_maxmemory: u64,
     pub drain_timeout: Duration,
+    /// Each worker's wake-up coalescing window (`--coalesce-us`, `[cluster] coalesce_us`).
+    pub coalesce: Duration,
     pub advertise: Option<String>,
     /// Workers pinned one per CPU of the allowed set (`--pin`, `[cluster] pin`).
     pub pin: bool,
@@ -223,6 +225,16 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
                 .into(),
         );
     }
+    let coalesce = chat::coalesce::window_from_micros(
+        flags
+            .coalesce_us
+            .or(file.cluster.coalesce_us)
+            .unwrap_or(chat::coalesce::DEFAULT_WINDOW.as_micros() as u64),
+    )
+    .unwrap_or_else(|e| {
+        errors.push(format!("--coalesce-us ([cluster] coalesce_us): {e}"));
+        chat::coalesce::DEFAULT_WINDOW
+    });
     // Unset by default: on 2 cores one thread spent 10-18 % less HAProxy CPU per message at
     // 2,000 msg/s, but its p99 passed 50 ms at 6,928 msg/s, a rate HAProxy's default (a thread
     // per CPU) held (BENCHMARKS.md "HAProxy threads"). Headroom is worth more than the saving.
@@ -257,6 +269,7 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
                 .or(file.cluster.drain_timeout)
                 .unwrap_or(10),
         ),
+        coalesce,
         advertise: flags.advertise.clone().or(file.cluster.advertise.clone()),
         pin: flags.pin.or(file.cluster.pin).unwrap_or(true),
         log_json: false,
@@ -318,6 +331,28 @@ mod tests {
                 "{errors:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_coalescing_window_from_the_file_and_the_flag_within_its_bound() {
+        let window = |flag: Option<u64>, file: &str| {
+            let flags = UpArgs {
+                coalesce_us: flag,
+                ..Default::default()
+            };
+            merge(&flags, &FileConfig::parse(file).unwrap(), 2).map(|s| s.coalesce)
+        };
+        assert_eq!(window(None, ""), Ok(chat::coalesce::DEFAULT_WINDOW));
+        let file = "[cluster]\ncoalesce_us = 0\n";
+        assert_eq!(window(None, file), Ok(Duration::ZERO));
+        assert_eq!(window(Some(250), file), Ok(Duration::from_micros(250)));
+        let errors = window(Some(20_000), "").unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("[cluster] coalesce_us") && e.contains("at most 10000")),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -214,6 +214,15 @@ fn check_accepts_a_good_config_and_lists_every_problem() {
         no_threads.stderr
     );
 
+    let long_window = chatctl_at(dir.path(), &["check", "--coalesce-us", "20000"]);
+    assert_eq!(long_window.status.and_then(|s| s.code()), Some(1));
+    assert!(
+        long_window.stderr.contains("[cluster] coalesce_us")
+            && long_window.stderr.contains("at most 10000"),
+        "{}",
+        long_window.stderr
+    );
+
     let tls = chatctl_at(
         dir.path(),
         &["check", "--tls-cert", "/nonexistent.pem", "--json"],

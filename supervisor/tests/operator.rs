@@ -49,7 +49,8 @@ async fn workers_are_pinned_inside_the_allowed_cpu_set_or_left_free() {
     }
     drop(pinned);
 
-    let free = Cluster::up_with(2, &["--pin", "off"]);
+    // With another chatctl flag for the workers on the way: `--coalesce-us` reaches each.
+    let free = Cluster::up_with(2, &["--pin", "off", "--coalesce-us", "250"]);
     let s = free.wait_status("2 workers up", |s| all_up(s, 2)).await;
     for w in workers(&s) {
         let pid = w["pid"].as_u64().unwrap() as u32;
@@ -59,6 +60,8 @@ async fn workers_are_pinned_inside_the_allowed_cpu_set_or_left_free() {
             "--pin off: the kernel places it: {w}"
         );
         assert!(w["core"].is_null(), "{w}");
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(cmdline.contains("--coalesce-us\0250\0"), "{cmdline:?}");
     }
 }
 

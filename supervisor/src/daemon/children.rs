@@ -156,6 +156,10 @@ impl Supervisor {
                 "--drain-timeout",
                 &self.settings.drain_timeout.as_secs().to_string(),
             ])
+            .args([
+                "--coalesce-us",
+                &self.settings.coalesce.as_micros().to_string(),
+            ])
             .args(["--max-message-bytes", &l.max_message_bytes.to_string()])
             .args([
                 "--max-connections",
