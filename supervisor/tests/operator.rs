@@ -61,7 +61,11 @@ async fn workers_are_pinned_inside_the_allowed_cpu_set_or_left_free() {
         );
         assert!(w["core"].is_null(), "{w}");
         let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
-        assert!(cmdline.contains("--coalesce-us\0250\0"), "{cmdline:?}");
+        let args: Vec<&str> = cmdline.split('\0').collect();
+        assert!(
+            args.windows(2).any(|w| w == ["--coalesce-us", "250"]),
+            "{args:?}"
+        );
     }
 }
 
