@@ -19,8 +19,11 @@
 
 use std::time::Duration;
 
-/// The default window (`chat-worker --coalesce-us`, `[cluster] coalesce_us`).
-pub const DEFAULT_WINDOW: Duration = Duration::from_micros(1000);
+/// The default window in microseconds (`chat-worker --coalesce-us`, `[cluster] coalesce_us`).
+pub const DEFAULT_MICROS: u64 = 1000;
+
+/// [`DEFAULT_MICROS`] as a duration.
+pub const DEFAULT_WINDOW: Duration = Duration::from_micros(DEFAULT_MICROS);
 
 /// The longest window accepted: beyond it the added latency is felt in a chat.
 pub const MAX_WINDOW: Duration = Duration::from_millis(10);

@@ -33,7 +33,7 @@ struct Args {
     /// Out of work, wait this many microseconds before sleeping, so that one wake-up handles
     /// a batch (`chat::coalesce`: less CPU per message, up to this much more latency per
     /// hop); 0 turns it off; at most 10000.
-    #[arg(long, default_value_t = chat::coalesce::DEFAULT_WINDOW.as_micros() as u64)]
+    #[arg(long, default_value_t = chat::coalesce::DEFAULT_MICROS)]
     coalesce_us: u64,
     /// Largest message text in bytes.
     #[arg(long, default_value_t = Limits::default().max_message_bytes)]

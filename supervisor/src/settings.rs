@@ -229,7 +229,7 @@ pub fn merge(flags: &UpArgs, file: &FileConfig, cores: usize) -> Result<Settings
         flags
             .coalesce_us
             .or(file.cluster.coalesce_us)
-            .unwrap_or(chat::coalesce::DEFAULT_WINDOW.as_micros() as u64),
+            .unwrap_or(chat::coalesce::DEFAULT_MICROS),
     )
     .unwrap_or_else(|e| {
         errors.push(format!("--coalesce-us ([cluster] coalesce_us): {e}"));
