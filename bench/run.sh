@@ -12,7 +12,8 @@
 # REDIS_PORT 6391, FIXED_RATE 2000 msg/s, FIXED_CONNS 1000, FIXED_SECS 20, SWEEP_CONNS 1000,
 # SWEEP_SECS 10, SWEEP_START 2000, SWEEP_FACTOR 1.25, SWEEP_MAX 40000, IDLE_SMALL 2000,
 # IDLE_LARGE 20000, PROXY_MAX 9000, MAX_CONNS 38000, OUT (results folder), PHASES ("idle fixed
-# sweep": a subset reruns only those phases into an existing OUT).
+# sweep": a subset reruns only those phases into an existing OUT), RUST_TOML (lines appended to
+# the Rust cluster's chat.toml, e.g. $'[cluster]\ncoalesce_us = 0' to compare settings).
 #
 # Everything it starts it stops by pid (trap on exit). Loopback only.
 set -euo pipefail
@@ -135,6 +136,7 @@ start_rust() {
   IMPL=rust
   RUST_STATE=$OUT/rust-state
   printf '[limits]\nmessages_per_second = 100000\nmax_connections_per_worker = 30000\n' >"$OUT/chat.toml"
+  [[ -z "${RUST_TOML:-}" ]] || printf '%s\n' "$RUST_TOML" >>"$OUT/chat.toml"
   "$BIN/chatctl" --state-dir "$RUST_STATE" up --workers "$WORKERS" --port "$PUBLIC_PORT" \
     --base-port "$BASE_PORT" --bind 127.0.0.1 --redis "redis://127.0.0.1:$REDIS_PORT" \
     --config "$OUT/chat.toml" --detach >&2
