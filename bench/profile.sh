@@ -11,6 +11,9 @@
 # PROFILE=redis profiles redis-server instead (where Redis's instructions per message go); keep
 # the rate low (100 msg/s), Redis runs about 50 times slower under callgrind. Its listings are
 # redis-callgrind-self.txt and redis-callgrind-inclusive.txt.
+# PROFILE=alloc runs the worker under heaptrack instead and writes alloc-per-message.txt: heap
+# allocations per delivered message by the first frame of ours on each stack (bench/alloc_report.py);
+# heaptrack cannot be zeroed, so handshakes and log-ins count too (keep CONNS small).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HERE=${OUT:?set OUT to the run folder the profile goes into}
@@ -24,10 +27,17 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap 'cleanup; rm -rf "$TMP"' EXIT
 PROFILE=${PROFILE:-worker}
-[[ $PROFILE == worker || $PROFILE == redis ]] || { echo "PROFILE is worker or redis" >&2; exit 2; }
+[[ $PROFILE == worker || $PROFILE == redis || $PROFILE == alloc ]] ||
+  { echo "PROFILE is worker, redis or alloc" >&2; exit 2; }
 VALGRIND=(valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.out")
 REDIS_RUN=(); WORKER_RUN=()
-if [[ $PROFILE == redis ]]; then REDIS_RUN=("${VALGRIND[@]}"); else WORKER_RUN=("${VALGRIND[@]}"); fi
+case $PROFILE in
+  redis) REDIS_RUN=("${VALGRIND[@]}") ;;
+  worker) WORKER_RUN=("${VALGRIND[@]}") ;;
+  alloc)
+    command -v heaptrack >/dev/null || { echo "heaptrack not found (apt-get install heaptrack)" >&2; exit 2; }
+    WORKER_RUN=(heaptrack -o "$TMP/heaptrack") ;;
+esac
 "${REDIS_RUN[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes \
   --appendfsync everysec --dir "$TMP" --logfile "$TMP/redis.log" >"$TMP/redis.out" 2>&1 & R=$!
 PIDS+=($R)
@@ -44,11 +54,23 @@ PIDS+=($BP)
 zeroed=
 while kill -0 "$BP" 2>/dev/null; do
   last=$(tail -n1 "$TMP/bench.err" 2>/dev/null || true)
-  if [[ -z $zeroed && $last == *"] run "* ]]; then callgrind_control -z "$VG" >/dev/null; zeroed=1; echo "zeroed: $last"; fi
+  if [[ -z $zeroed && $PROFILE != alloc && $last == *"] run "* ]]; then
+    callgrind_control -z "$VG" >/dev/null; zeroed=1; echo "zeroed: $last"
+  fi
   sleep 0.5
 done
 wait "$BP" || true
 cp "$TMP/bench.err" "$HERE/profile-bench.stderr.txt"
+if [[ $PROFILE == alloc ]]; then
+  # heaptrack (a script) writes its file when the worker, its child, exits.
+  pkill -INT -P "$W" || true; wait "$W" || true
+  heaptrack_print -f "$TMP"/heaptrack.*zst --print-allocators 1 --print-peaks 0 --print-leaks 0 \
+    --print-temporary 0 --peak-limit 400 --sub-peak-limit 400 >"$TMP/allocators.txt" 2>/dev/null
+  python3 "$ROOT/bench/alloc_report.py" "$TMP/allocators.txt" "$HERE/profile-bench.json" \
+    >"$HERE/alloc-per-message.txt"
+  head -20 "$HERE/alloc-per-message.txt"
+  exit 0
+fi
 kill "$W"; wait "$W" || true
 kill "$R"; wait "$R" || true
 f=$TMP/callgrind.out # written at exit: the measured phase, the drain and the closing
