@@ -13,7 +13,8 @@
 # redis-callgrind-self.txt and redis-callgrind-inclusive.txt.
 # PROFILE=alloc runs the worker under heaptrack instead and writes alloc-per-message.txt: heap
 # allocations per delivered message by the first frame of ours on each stack (bench/alloc_report.py);
-# heaptrack cannot be zeroed, so handshakes and log-ins count too (keep CONNS small).
+# heaptrack cannot be zeroed, so handshakes and log-ins count too (keep CONNS small); the
+# "worker" that profile-bench.json watches is then heaptrack's script, so its CPU means nothing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HERE=${OUT:?set OUT to the run folder the profile goes into}
