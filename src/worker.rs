@@ -84,7 +84,10 @@ pub struct WorkerConfig {
     pub limits: Limits,
     /// Longest a SIGTERM drain may take.
     pub drain_timeout: Duration,
-    /// Per-socket WebSocket read buffer: memory per connection is a headline figure.
+    /// Per-socket WebSocket read buffer: memory per connection is a headline figure. It is
+    /// also the most tungstenite reads per `recv`, so 1 KiB, not less: 256 B saved 0.75 KB per
+    /// idle connection but took 75 % more reads per 1 KB message (BENCHMARKS.md, "The
+    /// WebSocket read buffer").
     pub ws_read_buffer: usize,
     /// How long a `new message` waits for the client's ack before it stays pending.
     pub ack_timeout: Duration,
