@@ -5,10 +5,10 @@
 //! Why: on this kind of machine (a VM, 2 vCPUs) a worker at 1,000 messages/s woke about 1.1
 //! times per message, and the sleep/wake path (`finish_task_switch`, interrupts re-enabled
 //! after a switch) was a quarter of its CPU. With a 1 ms window the workers spent 11–21 %
-//! less CPU per message at 2,000 msg/s (four alternated passes), Redis and HAProxy less too (bigger batches per script
-//! call and per write), and the highest rate held with p99 < 50 ms rose; the median delivery
-//! latency rose by about 1.4 ms (BENCHMARKS.md, "Wake-ups coalesced"). Interrupt coalescing
-//! in a NIC and Nagle's algorithm make the same trade.
+//! less CPU per message at 2,000 msg/s (four alternated passes), Redis and HAProxy less too
+//! (bigger batches per script call and per write), and the highest rate held with p99 < 50 ms
+//! rose; the median delivery latency rose by about 1.4 ms (BENCHMARKS.md, "Wake-ups
+//! coalesced"). Interrupt coalescing in a NIC and Nagle's algorithm make the same trade.
 //!
 //! Shorter is not gentler: at 300 µs the sleep is a wake-up of its own and too little arrives
 //! meanwhile, so it cost more CPU than no window; 2 ms saved another 10 % for p99 6 ms.
