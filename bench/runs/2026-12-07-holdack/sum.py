@@ -25,3 +25,12 @@ for d in sorted(here.glob("r8k-*")):
     s = lambda *k: sum(p[x]["cpu_ms"] for x in k) / 1000
     print(f"| {d.name} | {j['throughput']['delivered_per_s']:.0f} | {s(*p):.2f} | {s('haproxy0','haproxy1'):.2f} | {s('worker0','worker1'):.2f} "
           f"| {j['latency_ms']['p50']:.1f} / {j['latency_ms']['p99']:.1f} | {j['ack_latency_ms']['p50']:.1f} / {j['ack_latency_ms']['p99']:.1f} | {j['messages']['lost']} |")
+print()
+print("| run | window | core-s, all with chat-bench | workers | HAProxy | Redis | delivery p50 / p99 (ms) | lost |")
+print("|---|---:|---:|---:|---:|---:|---|---:|")
+runs = sorted(here.glob("window8k/w8k-*"), key=lambda d: (d.name.split("-")[2], d.name.split("-")[1]))
+for d in runs:
+    j = load(d); p = j["processes"]
+    s = lambda *k: sum(p[x]["cpu_ms"] for x in k) / 1000
+    print(f"| {d.name} | {int(d.name.split('-')[1]) / 1000:g} ms | {s(*p):.2f} | {s('worker0','worker1'):.2f} | {s('haproxy0','haproxy1'):.2f} | {s('redis'):.2f} "
+          f"| {j['latency_ms']['p50']:.1f} / {j['latency_ms']['p99']:.1f} | {j['messages']['lost']} |")
