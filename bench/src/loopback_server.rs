@@ -1,12 +1,19 @@
-//! What `sio-floor` and `eio-single` share: `NAME PORT` on the command line, one thread (as
-//! the worker), 127.0.0.1 only, `listening on ADDR` on stdout, one task per accepted
-//! connection, and a clean stop on SIGINT or SIGTERM. Included by both with `#[path]`.
+//! What `sio-floor`, `sio-chat-floor` and `eio-single` share: `NAME PORT` on the command
+//! line, one thread (as the worker), 127.0.0.1 only, `listening on ADDR` on stdout, one task
+//! per accepted connection, and a clean stop on SIGINT or SIGTERM. Included by each with
+//! `#[path]`.
 
 use std::future::Future;
 use std::time::Duration;
 
-/// Runs the server: `setup` (inside the runtime) returns the per-connection handler.
-pub fn run<S, H, F>(name: &str, setup: S) -> anyhow::Result<()>
+/// Runs the server on a runtime from `builder` (the caller's choice: a plain current-thread
+/// one, or the worker's with its wake-up window): `setup` (inside the runtime) returns the
+/// per-connection handler.
+pub fn run<S, H, F>(
+    mut builder: tokio::runtime::Builder,
+    name: &str,
+    setup: S,
+) -> anyhow::Result<()>
 where
     S: FnOnce() -> H,
     H: Fn(tokio::net::TcpStream) -> F,
@@ -16,9 +23,7 @@ where
         Some(Ok(p)) => p,
         _ => anyhow::bail!("usage: {name} PORT (0 picks one)"),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = builder.enable_all().build()?;
     rt.block_on(async move {
         let handle = setup();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

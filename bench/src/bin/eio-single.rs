@@ -65,11 +65,15 @@ async fn serve(tcp: tokio::net::TcpStream, n: u64) {
 }
 
 fn main() -> anyhow::Result<()> {
-    loopback_server::run("eio-single", || {
-        let next = std::cell::Cell::new(0u64);
-        move |tcp| {
-            next.set(next.get() + 1);
-            serve(tcp, next.get())
-        }
-    })
+    loopback_server::run(
+        tokio::runtime::Builder::new_current_thread(),
+        "eio-single",
+        || {
+            let next = std::cell::Cell::new(0u64);
+            move |tcp| {
+                next.set(next.get() + 1);
+                serve(tcp, next.get())
+            }
+        },
+    )
 }

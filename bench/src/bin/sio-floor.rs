@@ -24,29 +24,36 @@ async fn on_log_in(Data(_): Data<Value>, ack: AckSender) {
 }
 
 fn main() -> anyhow::Result<()> {
-    loopback_server::run("sio-floor", || {
-        let defaults = WorkerConfig::new(0, "");
-        let (svc, io) = socketio_builder(
-            &defaults.limits,
-            defaults.ws_read_buffer,
-            defaults.ack_timeout,
-        )
-        .build_svc();
-        io.ns("/", on_connect);
-        move |tcp| {
-            let svc = svc.clone();
-            async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    hyper::service::Service::call(&svc, chat::http::detach_from_read_buffer(req))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .max_buf_size(8192)
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HALF_OPEN_TIMEOUT)
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .with_upgrades()
-                    .await;
+    loopback_server::run(
+        tokio::runtime::Builder::new_current_thread(),
+        "sio-floor",
+        || {
+            let defaults = WorkerConfig::new(0, "");
+            let (svc, io) = socketio_builder(
+                &defaults.limits,
+                defaults.ws_read_buffer,
+                defaults.ack_timeout,
+            )
+            .build_svc();
+            io.ns("/", on_connect);
+            move |tcp| {
+                let svc = svc.clone();
+                async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        hyper::service::Service::call(
+                            &svc,
+                            chat::http::detach_from_read_buffer(req),
+                        )
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .max_buf_size(8192)
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HALF_OPEN_TIMEOUT)
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .with_upgrades()
+                        .await;
+                }
             }
-        }
-    })
+        },
+    )
 }
