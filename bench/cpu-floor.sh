@@ -21,10 +21,11 @@ SECS=${SECS:-20}
 mkdir -p "$OUT"
 log() { echo "cpu-floor: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=bench/servers.sh
+source "$ROOT/bench/servers.sh"
 for b in redis-server redis-cli python3 node npm; do command -v "$b" >/dev/null || die "$b not found"; done
 cargo build --release -q -p chat -p chat-bench --bins
 (cd "$ROOT/bench/node-baseline" && { [[ -d node_modules/socket.io && -d node_modules/@socket.io/redis-adapter ]] || npm ci --no-audit --no-fund --silent; })
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PIDS=()
 cleanup() { local p; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -34,21 +35,6 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --l
 REDIS_PID=$!
 PIDS+=("$REDIS_PID")
 for ((i = 0; i < 50; i++)); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-
-# Starts one server (name, command...), sets SERVER_PID and SERVER_PORT from its first line.
-start_server() {
-  local name=$1; shift
-  : >"$OUT/$name.out"
-  "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" &
-  SERVER_PID=$!; PIDS+=("$SERVER_PID")
-  local i
-  for ((i = 0; i < 100; i++)); do
-    SERVER_PORT=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$OUT/$name.out")
-    [[ -n "$SERVER_PORT" ]] && return 0
-    sleep 0.1
-  done
-  die "$name did not start (see $OUT/$name.err)"
-}
 
 # Starts the Node baseline on a free port (it prints no address; its /health answers).
 start_node() {

@@ -22,7 +22,7 @@ mod reply;
 mod rooms;
 mod send_message;
 
-pub use acks::{ack_queue, record_acks, AckQueue, ACK_GATHER};
+pub use acks::{ack_queue, record_acks, AckQueue, AnyAck, ACK_GATHER};
 pub use delivery::MAX_IN_FLIGHT;
 pub use reply::{wire_size, Reply};
 pub use rooms::HISTORY_MAX_BYTES;

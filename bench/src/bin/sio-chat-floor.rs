@@ -13,10 +13,11 @@
 
 #[path = "../loopback_server.rs"]
 mod loopback_server;
+#[path = "../sio_serve.rs"]
+mod sio_serve;
 
-use chat::worker::{socketio_builder, WorkerConfig, HALF_OPEN_TIMEOUT};
+use chat::app::AnyAck;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use socketioxide::ack::AckStream;
 use socketioxide::adapter::LocalAdapter;
@@ -27,29 +28,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-
-/// Any ack arguments, skipped (as the worker's `AnyAck`: no error built for an empty ack).
-struct AnyAck;
-
-impl<'de> Deserialize<'de> for AnyAck {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Skip;
-        impl<'de> serde::de::Visitor<'de> for Skip {
-            type Value = AnyAck;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("ack arguments")
-            }
-            fn visit_seq<S: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: S,
-            ) -> Result<AnyAck, S::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(AnyAck)
-            }
-        }
-        d.deserialize_tuple(usize::MAX, Skip)
-    }
-}
 
 #[derive(Deserialize)]
 struct LogIn {
@@ -232,13 +210,7 @@ fn main() -> anyhow::Result<()> {
         chat::coalesce::runtime_builder(window),
         "sio-chat-floor",
         || {
-            let defaults = WorkerConfig::new(0, "");
-            let (svc, io) = socketio_builder(
-                &defaults.limits,
-                defaults.ws_read_buffer,
-                defaults.ack_timeout,
-            )
-            .build_svc();
+            let (svc, io) = sio_serve::worker_service();
             let (tx, rx) = mpsc::unbounded_channel();
             let floor = Arc::new(Floor {
                 users: Mutex::default(),
@@ -250,24 +222,7 @@ fn main() -> anyhow::Result<()> {
                 on_connect(floor.clone(), s);
                 async {}
             });
-            move |tcp| {
-                let svc = svc.clone();
-                async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        hyper::service::Service::call(
-                            &svc,
-                            chat::http::detach_from_read_buffer(req),
-                        )
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .max_buf_size(8192)
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HALF_OPEN_TIMEOUT)
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .with_upgrades()
-                        .await;
-                }
-            }
+            move |tcp| sio_serve::serve(svc.clone(), tcp)
         },
     )
 }

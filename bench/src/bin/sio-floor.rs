@@ -9,9 +9,9 @@
 
 #[path = "../loopback_server.rs"]
 mod loopback_server;
+#[path = "../sio_serve.rs"]
+mod sio_serve;
 
-use chat::worker::{socketio_builder, WorkerConfig, HALF_OPEN_TIMEOUT};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, Data, SocketRef};
 
@@ -28,32 +28,9 @@ fn main() -> anyhow::Result<()> {
         tokio::runtime::Builder::new_current_thread(),
         "sio-floor",
         || {
-            let defaults = WorkerConfig::new(0, "");
-            let (svc, io) = socketio_builder(
-                &defaults.limits,
-                defaults.ws_read_buffer,
-                defaults.ack_timeout,
-            )
-            .build_svc();
+            let (svc, io) = sio_serve::worker_service();
             io.ns("/", on_connect);
-            move |tcp| {
-                let svc = svc.clone();
-                async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        hyper::service::Service::call(
-                            &svc,
-                            chat::http::detach_from_read_buffer(req),
-                        )
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .max_buf_size(8192)
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HALF_OPEN_TIMEOUT)
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .with_upgrades()
-                        .await;
-                }
-            }
+            move |tcp| sio_serve::serve(svc.clone(), tcp)
         },
     )
 }
