@@ -11,7 +11,9 @@
 //! coalesced"). Interrupt coalescing in a NIC and Nagle's algorithm make the same trade.
 //!
 //! Shorter is not gentler: at 300 µs the sleep is a wake-up of its own and too little arrives
-//! meanwhile, so it cost more CPU than no window; 2 ms saved another 10 % for p99 6 ms.
+//! meanwhile, so it cost more CPU than no window. Longer is not free: 2 ms saved another 10 %
+//! at 2,000 msg/s, but at 8,000 msg/s it added 2 ms to the p50 and put the p99 at about 10 ms
+//! (BENCHMARKS.md, "… and the 2 ms window at 8,000 msg/s").
 //!
 //! The window is unconditional: an adaptive one (wait only while wake-ups came less than
 //! four windows apart) measured worse on CPU at 2,000 msg/s and no better on latency at
