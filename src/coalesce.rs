@@ -1,6 +1,7 @@
-//! Wake-up coalescing for the worker's single thread: when it runs out of work, the thread
-//! waits a short window before it sleeps in `epoll_wait`, so that the next wake-up finds a
-//! batch of frames, Redis replies and deliveries instead of one.
+//! Wake-up coalescing for the worker's single thread: its wake-ups are at least a window
+//! apart. When it runs out of work, the thread sleeps what is left of the window since it
+//! last woke, then sleeps in `epoll_wait`, so that the next wake-up finds a batch of frames,
+//! Redis replies and deliveries instead of one.
 //!
 //! Why: on this kind of machine (a VM, 2 vCPUs) a worker at 1,000 messages/s woke about 1.1
 //! times per message, and the sleep/wake path (`finish_task_switch`, interrupts re-enabled
@@ -10,16 +11,25 @@
 //! rose; the median delivery latency rose by about 1.4 ms (BENCHMARKS.md, "Wake-ups
 //! coalesced"). Interrupt coalescing in a NIC and Nagle's algorithm make the same trade.
 //!
+//! Counted from the wake-up, not from the end of the turn: the first version slept the whole
+//! window after every turn, so a turn's own work came on top of it and a loaded worker idled
+//! a window per turn. At the same 1 ms, counting from the wake-up took 0.45 ms off the p50 at
+//! 2,000 msg/s for the same CPU, and about 0.8 ms at 8,000 msg/s for about 5 % more, where
+//! p99 < 10 ms then held in 7 runs of 7 against 5 of 7 (BENCHMARKS.md, "The window counted
+//! from the wake-up").
+//!
 //! Shorter is not gentler: at 300 µs the sleep is a wake-up of its own and too little arrives
-//! meanwhile, so it cost more CPU than no window. Longer is not free: 2 ms saved another 10 %
-//! at 2,000 msg/s, but at 8,000 msg/s it added 2 ms to the p50 and put the p99 at about 10 ms
-//! (BENCHMARKS.md, "… and the 2 ms window at 8,000 msg/s").
+//! meanwhile, so it cost more CPU than no window. Longer is not free: 1.5 and 2 ms save
+//! 8–13 % of the workers' CPU at 2,000 msg/s, but at 8,000 msg/s they miss p99 < 10 ms far
+//! more often (5 of 11 and 1 of 8 runs held it; BENCHMARKS.md, "The window counted from the
+//! wake-up", "… and the 2 ms window at 8,000 msg/s").
 //!
 //! The window is unconditional: an adaptive one (wait only while wake-ups came less than
 //! four windows apart) measured worse on CPU at 2,000 msg/s and no better on latency at
 //! 100 msg/s, where 1,000 sockets' pings keep the worker that busy anyway.
 
-use std::time::Duration;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 /// The default window in microseconds (`chat-worker --coalesce-us`, `[cluster] coalesce_us`).
 pub const DEFAULT_MICROS: u64 = 1000;
@@ -42,13 +52,29 @@ pub fn window_from_micros(micros: u64) -> Result<Duration, String> {
     Ok(window)
 }
 
-/// A current-thread runtime builder that waits `window` each time it runs out of work before
-/// it parks (nothing is installed for a zero window). The wait is a plain sleep: the thread
-/// has nothing else to run, and what arrives meanwhile waits in the kernel's buffers.
+thread_local! {
+    /// When this thread's runtime last woke up: the window counts from there.
+    static WOKE_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// A current-thread runtime builder that, each time it runs out of work, waits what is left
+/// of `window` since it last woke before it parks (nothing is installed for a zero window).
+/// So wake-ups are at least `window` apart, and a turn that was busy for the whole window
+/// parks at once: a loaded worker adds no idle time to its turns. The wait is a plain sleep:
+/// the thread has nothing else to run, and what arrives meanwhile waits in the kernel's
+/// buffers.
 pub fn runtime_builder(window: Duration) -> tokio::runtime::Builder {
     let mut builder = tokio::runtime::Builder::new_current_thread();
     if !window.is_zero() {
-        builder.on_thread_park(move || std::thread::sleep(window));
+        builder
+            .on_thread_park(move || {
+                let busy = WOKE_AT.with(Cell::get).map(|woke| woke.elapsed());
+                let rest = window.saturating_sub(busy.unwrap_or_default());
+                if !rest.is_zero() {
+                    std::thread::sleep(rest);
+                }
+            })
+            .on_thread_unpark(|| WOKE_AT.with(|w| w.set(Some(Instant::now()))));
     }
     builder
 }
@@ -56,7 +82,6 @@ pub fn runtime_builder(window: Duration) -> tokio::runtime::Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     #[test]
     fn windows_longer_than_the_maximum_are_refused_with_the_bound() {
@@ -97,6 +122,29 @@ mod tests {
             start.elapsed() >= window * 20,
             "20 idle turns took {:?}",
             start.elapsed()
+        );
+    }
+
+    /// The window counts from the wake-up: a turn that was busy for most of it waits only
+    /// what is left, so a loaded worker adds no idle time to each turn.
+    #[test]
+    fn a_busy_turn_waits_only_what_is_left_of_the_window() {
+        let window = Duration::from_millis(200);
+        let rt = runtime_builder(window).enable_all().build().unwrap();
+        let after_busy_turn = rt.block_on(async {
+            // A first idle turn, so the next one starts at a wake-up.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let busy_until = Instant::now() + Duration::from_millis(150);
+            while Instant::now() < busy_until {
+                std::hint::spin_loop();
+            }
+            let parked = Instant::now();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            parked.elapsed()
+        });
+        assert!(
+            after_busy_turn < Duration::from_millis(120),
+            "after 150 ms of a 200 ms window busy, the wait took {after_busy_turn:?}"
         );
     }
 }

@@ -30,9 +30,9 @@ struct Args {
     /// Longest a SIGTERM drain may take, in seconds.
     #[arg(long, default_value_t = 10)]
     drain_timeout: u64,
-    /// Out of work, wait this many microseconds before sleeping, so that one wake-up handles
-    /// a batch (`chat::coalesce`: less CPU per message, up to this much more latency per
-    /// hop); 0 turns it off; at most 10000.
+    /// Wake up at most once per this many microseconds: out of work, sleep what is left of
+    /// it since the last wake-up, so that one wake-up handles a batch (`chat::coalesce`: less
+    /// CPU per message, up to this much more latency per hop); 0 turns it off; at most 10000.
     #[arg(long, default_value_t = chat::coalesce::DEFAULT_MICROS)]
     coalesce_us: u64,
     /// Largest message text in bytes.

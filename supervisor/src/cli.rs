@@ -143,9 +143,9 @@ pub struct UpArgs {
     /// Seconds a draining worker may take.
     #[arg(long)]
     pub drain_timeout: Option<u64>,
-    /// Out of work, a worker waits this long before sleeping, so one wake-up handles a
-    /// batch: less CPU per message for up to this much latency per hop; 0 = off, at most
-    /// 10000 [default: 1000].
+    /// A worker wakes up at most once per this long: out of work, it sleeps what is left of
+    /// it since it last woke, so one wake-up handles a batch: less CPU per message for up to
+    /// this much latency per hop; 0 = off, at most 10000 [default: 1000].
     #[arg(long, value_name = "MICROSECONDS")]
     pub coalesce_us: Option<u64>,
     /// Join a multi-host service: workers listen on ADDR and are registered in the shared
