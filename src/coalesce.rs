@@ -14,8 +14,8 @@
 //! Counted from the wake-up, not from the end of the turn: the first version slept the whole
 //! window after every turn, so a turn's own work came on top of it and a loaded worker idled
 //! a window per turn. At the same 1 ms, counting from the wake-up took 0.45 ms off the p50 at
-//! 2,000 msg/s for the same CPU, and about 0.8 ms at 8,000 msg/s for about 5 % more, where
-//! p99 < 10 ms then held in 11 runs of 11 against 9 of 11 (BENCHMARKS.md, "The window counted
+//! 2,000 msg/s for the same CPU, and about 0.8 ms at 8,000 msg/s for about 6 % more, where
+//! p99 < 10 ms then held in 15 runs of 15 against 13 of 15 (BENCHMARKS.md, "The window counted
 //! from the wake-up").
 //!
 //! Shorter is not gentler: at 300 µs the sleep is a wake-up of its own and too little arrives
