@@ -39,6 +39,10 @@ struct Shared {
     /// Error codes seen in `send message` acks.
     errors: HashMap<String, u64>,
     reconnects: u64,
+    /// `send message`s written and not answered yet. Taken under this lock together with
+    /// the check of `sending`, so once [`Load::settle`] has paused sending and seen none,
+    /// no ack can come after its report.
+    sends_in_flight: usize,
 }
 
 struct Acked {
@@ -210,30 +214,32 @@ impl Load {
         t.elapsed()
     }
 
-    /// Stops sending, waits (bounded) until every acked message was received, and reports.
+    /// Stops sending, waits (bounded) until no send is waiting for its ack and every acked
+    /// message was received, and reports. The check and the report are one snapshot: a
+    /// send still in flight at the pause could otherwise be acked between them and be
+    /// reported lost a moment before its recipient got it.
     pub async fn settle(&self, limit: Duration) -> Report {
         self.pause_sending();
         let t = Instant::now();
         loop {
-            let missing = {
+            {
                 let s = self.shared.lock().unwrap();
-                s.acked.difference(&s.received).count()
-            };
-            if missing == 0 || t.elapsed() > limit {
-                break;
+                let settled =
+                    s.sends_in_flight == 0 && s.acked.difference(&s.received).next().is_none();
+                if settled || t.elapsed() > limit {
+                    let mut lost: Vec<_> = s.acked.difference(&s.received).cloned().collect();
+                    lost.sort();
+                    return Report {
+                        acked: s.acked.len(),
+                        received_of_acked: s.acked.len() - lost.len(),
+                        lost,
+                        longest_outage: s.longest_outage,
+                        errors: s.errors.clone(),
+                        reconnects: s.reconnects,
+                    };
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let s = self.shared.lock().unwrap();
-        let mut lost: Vec<_> = s.acked.difference(&s.received).cloned().collect();
-        lost.sort();
-        Report {
-            acked: s.acked.len(),
-            received_of_acked: s.acked.len() - lost.len(),
-            lost,
-            longest_outage: s.longest_outage,
-            errors: s.errors.clone(),
-            reconnects: s.reconnects,
         }
     }
 
@@ -332,7 +338,14 @@ async fn user_loop(
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            if sending.load(Ordering::SeqCst) && last_send.elapsed() >= send_every {
+            // Counted in flight under the lock that settle's check takes (see `Shared`).
+            let send_now = last_send.elapsed() >= send_every && {
+                let mut s = shared.lock().unwrap();
+                let go = sending.load(Ordering::SeqCst);
+                s.sends_in_flight += usize::from(go);
+                go
+            };
+            if send_now {
                 last_send = Instant::now();
                 let peer = next_peer();
                 let to = user_name(peer);
@@ -366,6 +379,7 @@ async fn user_loop(
                     // Unknown outcome (the connection broke): not counted as acked.
                     Err(_) => {}
                 }
+                shared.lock().unwrap().sends_in_flight -= 1;
             }
             match client
                 .wait_for("events", Duration::from_millis(100), |_| true)
