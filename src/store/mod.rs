@@ -324,11 +324,10 @@ impl<C: ConnectionLike + Sharded + Clone + Send + Sync + 'static> Store<C> {
         inv
     }
 
+    /// The oldest stream id an inbox keeps (`MINID`). Built without `format!`: one per send.
     fn min_id(&self, now: u64) -> String {
-        format!(
-            "{}-0",
-            now.saturating_sub(self.inbox.ttl.as_millis() as u64)
-        )
+        let oldest = now.saturating_sub(self.inbox.ttl.as_millis() as u64);
+        [itoa::Buffer::new().format(oldest), "-0"].concat()
     }
 
     /// Refreshes liveness and reaps dead workers; `Ok(true)` when our registration had been
