@@ -1,8 +1,8 @@
 //! The delivery subscriber: one pub/sub connection to this worker's channel that reconnects
 //! and resubscribes by itself; [`link`](crate::link) makes the connection,
 //! [`subscription`](crate::subscription) reads its frames and [`Delivery`] decodes what
-//! arrives. redis-rs's `ConnectionManager` reconnects commands but not
-//! subscriptions, and socketioxide-redis neither reconnects nor resubscribes (and drops
+//! arrives. The command connection ([`command_wire`](crate::command_wire)) is made again
+//! by the next command, which a subscription never sends, and socketioxide-redis neither reconnects nor resubscribes (and drops
 //! messages when its buffer fills), so this loop is ours.
 
 use crate::store::Delivery;

@@ -25,6 +25,7 @@ pub mod auth;
 #[cfg(feature = "worker")]
 pub mod bus;
 pub mod coalesce;
+pub mod command_wire;
 pub mod config;
 pub mod control;
 #[cfg(feature = "worker")]

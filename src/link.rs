@@ -2,7 +2,9 @@
 //! cached command connection, pub/sub connections and PING. It knows nothing of keys or
 //! scripts; those are the [`store`](crate::store)'s.
 //!
-//! `redis://…` / `redis+unix://…`: one `ConnectionManager`, which reconnects by itself.
+//! `redis://…` / `redis+unix://…`: one [`CommandWire`] (RESP2, read and written here), made
+//! again for the next command after it breaks; TLS and RESP3 URLs get redis-rs's
+//! `ConnectionManager` instead, which reconnects by itself.
 //! `redis+sentinel://H:P[,H:P…]/SERVICE`: the primary's address is asked from the Sentinels
 //! (`SENTINEL get-master-addr-by-name`); when a command fails in a way that means the primary
 //! is gone or demoted (I/O error, timeout, `READONLY`), the cached connection is dropped and the
@@ -12,6 +14,7 @@
 //! command by its key's slot, follows `MOVED`/`ASK` and refreshes the slot map after a
 //! failover; sharded pub/sub arrives on it as pushes ([`Link::take_cluster_pushes`]).
 
+use crate::command_wire::CommandWire;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, RedisError, RedisFuture, RedisResult, Value};
 use std::sync::{Arc, Mutex};
@@ -230,9 +233,40 @@ pub struct Link {
     /// Bounds connecting, each reply, each Sentinel question and [`Link::ping`].
     timeout: Duration,
     /// The cached command connection; `None` until first use and after the primary is gone.
-    current: Mutex<Option<ConnectionManager>>,
+    current: Mutex<Option<Commands>>,
+    /// Held while a command connection is made, so that calls arriving meanwhile wait for
+    /// it instead of each making their own.
+    connecting: tokio::sync::Mutex<()>,
     /// With a cluster URL: the cluster connection instead of `current`.
     cluster: Option<ClusterLink>,
+}
+
+/// The command connection: ours, or redis-rs's for what ours does not speak.
+#[derive(Clone)]
+enum Commands {
+    Wire(CommandWire),
+    Manager(ConnectionManager),
+}
+
+impl Commands {
+    async fn query(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        match self {
+            Commands::Wire(w) => w.query(cmd).await,
+            Commands::Manager(m) => m.req_packed_command(cmd).await,
+        }
+    }
+
+    async fn query_pipeline(
+        &mut self,
+        pipeline: &redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        match self {
+            Commands::Wire(w) => w.query_pipeline(pipeline, offset, count).await,
+            Commands::Manager(m) => m.req_packed_commands(pipeline, offset, count).await,
+        }
+    }
 }
 
 fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
@@ -296,6 +330,7 @@ impl Link {
             password,
             timeout,
             current: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
             cluster,
         }))
     }
@@ -374,8 +409,8 @@ impl Link {
     pub async fn on_primary_of(&self, key: &str, cmd: Cmd) -> RedisResult<Value> {
         use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
         let Some(cluster) = &self.cluster else {
-            let mut m = self.manager().await?;
-            return m.req_packed_command(&cmd).await;
+            let mut c = self.commands().await?;
+            return c.query(&cmd).await;
         };
         let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
             key.as_bytes(),
@@ -531,20 +566,33 @@ impl Link {
             .flatten()
     }
 
-    /// The command connection, resolving the primary first when needed.
-    pub async fn manager(&self) -> RedisResult<ConnectionManager> {
-        if let Some(m) = self
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            return Ok(m);
+    /// The command connection, made (after resolving the primary, with Sentinel) when there
+    /// is none or ours broke.
+    async fn commands(&self) -> RedisResult<Commands> {
+        if let Some(c) = self.cached_commands() {
+            return Ok(c);
+        }
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(c) = self.cached_commands() {
+            return Ok(c);
         }
         let client = self.client().await?;
-        let m = ConnectionManager::new_lazy_with_config(client, manager_config(self.timeout))?;
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(m.clone());
-        Ok(m)
+        let c = match CommandWire::connect(client.get_connection_info(), self.timeout).await? {
+            Some(wire) => Commands::Wire(wire),
+            None => Commands::Manager(ConnectionManager::new_lazy_with_config(
+                client,
+                manager_config(self.timeout),
+            )?),
+        };
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
+        Ok(c)
+    }
+
+    fn cached_commands(&self) -> Option<Commands> {
+        match &*self.current.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(Commands::Wire(w)) if w.is_broken() => None,
+            current => current.clone(),
+        }
     }
 
     /// After an error: with Sentinel, forget the primary so the next call asks again.
@@ -575,8 +623,8 @@ impl ConnectionLike for LinkConnection {
                     })
                     .await;
             }
-            let mut m = self.0.manager().await?;
-            let r = m.req_packed_command(cmd).await;
+            let mut c = self.0.commands().await?;
+            let r = c.query(cmd).await;
             if let Err(e) = &r {
                 self.0.on_error(e);
             }
@@ -599,8 +647,8 @@ impl ConnectionLike for LinkConnection {
                     })
                     .await;
             }
-            let mut m = self.0.manager().await?;
-            let r = m.req_packed_commands(cmd, offset, count).await;
+            let mut c = self.0.commands().await?;
+            let r = c.query_pipeline(cmd, offset, count).await;
             if let Err(e) = &r {
                 self.0.on_error(e);
             }

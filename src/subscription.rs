@@ -214,7 +214,7 @@ enum Element {
     Array,
 }
 
-fn bad(what: &str) -> io::Error {
+pub(crate) fn bad(what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("bad RESP frame: {what}"),
@@ -223,7 +223,7 @@ fn bad(what: &str) -> io::Error {
 
 /// The line starting at `at` without its `\r\n`, and where the next starts; `None` when it
 /// is not all in `buf` yet.
-fn line(buf: &[u8], at: usize) -> io::Result<Option<(Range<usize>, usize)>> {
+pub(crate) fn line(buf: &[u8], at: usize) -> io::Result<Option<(Range<usize>, usize)>> {
     let rest = &buf[at.min(buf.len())..];
     match rest.iter().take(MAX_LINE + 2).position(|&b| b == b'\n') {
         Some(i) if i > 0 && rest[i - 1] == b'\r' => Ok(Some((at..at + i - 1, at + i + 1))),
@@ -233,7 +233,7 @@ fn line(buf: &[u8], at: usize) -> io::Result<Option<(Range<usize>, usize)>> {
     }
 }
 
-fn number(digits: &[u8]) -> io::Result<i64> {
+pub(crate) fn number(digits: &[u8]) -> io::Result<i64> {
     std::str::from_utf8(digits)
         .ok()
         .and_then(|s| s.parse().ok())
