@@ -457,25 +457,23 @@ fn frame_len(buf: &[u8], at: usize, depth: usize) -> io::Result<Option<usize>> {
 
 /// A bulk string's length; `None` for the nil bulk (`$-1`).
 fn bulk_len(text: &[u8]) -> io::Result<Option<usize>> {
-    let n = number(text)?;
-    if n < 0 {
-        return Ok(None);
-    }
-    match usize::try_from(n) {
-        Ok(n) if n <= MAX_BULK => Ok(Some(n)),
-        _ => Err(bad("a bulk string over 512 MiB")),
-    }
+    length(text, MAX_BULK, "a bulk string over 512 MiB")
 }
 
 /// An array's element count; `None` for the nil array (`*-1`).
 fn array_len(text: &[u8]) -> io::Result<Option<usize>> {
+    length(text, MAX_ELEMENTS, "too many elements")
+}
+
+/// A length header's number, at most `max`; `None` when negative (nil).
+fn length(text: &[u8], max: usize, too_long: &str) -> io::Result<Option<usize>> {
     let n = number(text)?;
     if n < 0 {
         return Ok(None);
     }
     match usize::try_from(n) {
-        Ok(n) if n <= MAX_ELEMENTS => Ok(Some(n)),
-        _ => Err(bad("too many elements")),
+        Ok(n) if n <= max => Ok(Some(n)),
+        _ => Err(bad(too_long)),
     }
 }
 

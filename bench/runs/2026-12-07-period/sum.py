@@ -3,17 +3,13 @@
 old1000: the 1 ms window slept after every turn (873f04f); perN (and alt1000, the side-by-side
 passes alternated with old1000): wake-ups at least N µs apart, the window counted from the last
 wake-up (136d9ba)."""
-import json, pathlib, statistics
+import json, pathlib, statistics, sys
 from collections import defaultdict
 
 here = pathlib.Path(__file__).parent
 
-def cpu(j, *prefixes):
-    return sum(v["cpu_ms"] for k, v in j["processes"].items() if k.startswith(prefixes))
-
-def per_1000(j):
-    t = j["throughput"]
-    return t["delivered_per_s"] * t["run_seconds"] / 1000
+sys.path.insert(0, str(here.parent))
+from runlib import cpu, per_1000  # noqa: E402  (bench/runs/runlib.py)
 
 print("Fixed phase, 2,000 msg/s, 1,000 connections, Rust only, alternated (CPU-ms per 1,000 delivered)\n")
 print("| run | worker | Redis | HAProxy | all | delivery p50 / p99 (ms) | lost |")

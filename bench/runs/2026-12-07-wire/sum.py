@@ -2,17 +2,13 @@
 """Prints the tables of BENCHMARKS.md "A command connection of our own": run from anywhere.
 O: redis-rs's ConnectionManager for commands (the worker of 136d9ba, unchanged up to 9f56168);
 W: the command connection of src/command_wire.rs (and `min_id` without `format!`)."""
-import json, pathlib, statistics
+import json, pathlib, statistics, sys
 from collections import defaultdict
 
 here = pathlib.Path(__file__).parent
 
-def cpu(j, *prefixes):
-    return sum(v["cpu_ms"] for k, v in j["processes"].items() if k.startswith(prefixes))
-
-def per_1000(j):
-    t = j["throughput"]
-    return t["delivered_per_s"] * t["run_seconds"] / 1000
+sys.path.insert(0, str(here.parent))
+from runlib import cpu, per_1000  # noqa: E402  (bench/runs/runlib.py)
 
 def variant(name):
     return "W" if "W" in name.split("-")[0] else "O"
