@@ -46,7 +46,7 @@ print()
 for v, (h, n) in sorted(held.items()):
     print(f"- {v}: p99 < 10 ms in {h} of {n}")
 
-print("\nSide by side with Node, fixed phase (CPU-ms per 1,000 delivered); W, W, O repeated\n")
+print("\nSide by side with Node, fixed phase (CPU-ms per 1,000 delivered); W, W, O three times, then W, O\n")
 print("| pass | worker, ours / Node's | ratio | all-process, ours / Node's | ratio | delivery p50 / p99, ours vs Node's (ms) | lost |")
 print("|---|---|---:|---|---:|---|---:|")
 ratios = defaultdict(lambda: ([], []))
@@ -68,3 +68,15 @@ for v, (ws, als) in sorted(ratios.items()):
 for v, xs in sorted(within.items()):
     print(f"- {v}, within its own Rust phase: worker CPU-ms per 1,000 median {statistics.median(x[2] for x in xs):.1f}; "
           f"worker / HAProxy median {statistics.median(x[0] for x in xs):.3f}, worker / Redis median {statistics.median(x[1] for x in xs):.3f}")
+paired = [(d, here / "passes" / d.name.replace("sbsW", "sbsO")) for d in (here / "passes").glob("sbsW-*") if d.name[5:].isdigit()]
+ratio_ch, cpu_ch = [], []
+for w, o in paired:
+    def worker_and_ratio(d):
+        rj = json.loads((d / "rust-fixed.json").read_text()); nj = json.loads((d / "node-fixed.json").read_text())
+        rw = cpu(rj, "worker") / per_1000(rj)
+        return rw, cpu(nj, "worker") / per_1000(nj) / rw
+    (wc, wr), (oc, orat) = worker_and_ratio(w), worker_and_ratio(o)
+    cpu_ch.append(wc / oc - 1); ratio_ch.append(wr / orat - 1)
+print(f"- one-to-one pairs (W-r, O-r), {len(paired)}: W's worker CPU per message median {statistics.median(cpu_ch):+.1%} "
+      f"(lower in {sum(c < 0 for c in cpu_ch)}); its ratio against Node median {statistics.median(ratio_ch):+.1%} "
+      f"(higher in {sum(c > 0 for c in ratio_ch)}, {min(ratio_ch):+.1%} … {max(ratio_ch):+.1%})")
