@@ -8,7 +8,7 @@ from collections import defaultdict
 here = pathlib.Path(__file__).parent
 
 sys.path.insert(0, str(here.parent))
-from runlib import cpu, per_1000  # noqa: E402  (bench/runs/runlib.py)
+from runlib import cpu, per_1000, print_rate8000  # noqa: E402  (bench/runs/runlib.py)
 
 FUNCTIONS = ("Delivery::parse", "subscription::parse", "subscription::number", "flight::stream_id")
 
@@ -64,19 +64,7 @@ for v in ("H", "N"):
           f"worker / HAProxy median {statistics.median(x[v][1] for x in fixed.values()):.3f}")
 
 print("\n8,000 msg/s for 10 s through HAProxy, Rust only, N and H alternated\n")
-print("| run | delivered/s | workers core-s | HAProxy | Redis | delivery p50 / p99 (ms) | lost |")
-print("|---|---:|---:|---:|---:|---|---:|")
-held = defaultdict(lambda: [0, 0])
-for d in sorted((here / "rate8000").iterdir(), key=lambda d: (d.name.split("-")[1], d.name)):
-    j = json.loads((d / "rust-sweep-0.json").read_text())
-    s = lambda *k: cpu(j, *k) / 1000
-    p99 = j["latency_ms"]["p99"]
-    v = d.name[2]; held[v][0] += p99 < 10; held[v][1] += 1
-    print(f"| {d.name} | {j['throughput']['delivered_per_s']:.0f} | {s('worker'):.2f} | {s('haproxy'):.2f} | {s('redis'):.2f} "
-          f"| {j['latency_ms']['p50']:.1f} / {p99:.1f} | {j['messages']['lost']} |")
-print()
-for v, (h, n) in sorted(held.items()):
-    print(f"- {v}: p99 < 10 ms in {h} of {n}")
+print_rate8000(here, lambda n: n[2], lambda n: n.split("-")[1])
 
 print("\nSide by side with Node, fixed phase, 2,000 msg/s, 1,000 connections (CPU-ms per 1,000 delivered)\n")
 print("| pass | worker, ours / Node's | ratio | all-process, ours / Node's | ratio | Redis, HAProxy (ours) | delivery p50 / p99, ours vs Node's (ms) | lost |")

@@ -8,7 +8,7 @@ from collections import defaultdict
 here = pathlib.Path(__file__).parent
 
 sys.path.insert(0, str(here.parent))
-from runlib import cpu, per_1000  # noqa: E402  (bench/runs/runlib.py)
+from runlib import cpu, per_1000, print_rate8000  # noqa: E402  (bench/runs/runlib.py)
 
 def variant(name):
     return "W" if "W" in name.split("-")[0] else "O"
@@ -32,19 +32,7 @@ for v in ("O", "W"):
     print(f"- {v}: worker median {statistics.median(w for w, _, _ in by[v].values()):.1f}; worker / HAProxy median {statistics.median(norm):.3f}")
 
 print("\n8,000 msg/s for 10 s through HAProxy, Rust only, alternated\n")
-print("| run | delivered/s | workers core-s | HAProxy | Redis | delivery p50 / p99 (ms) | lost |")
-print("|---|---:|---:|---:|---:|---|---:|")
-held = defaultdict(lambda: [0, 0])
-for d in sorted((here / "rate8000").iterdir(), key=lambda d: (int(d.name.split("-")[1]), d.name)):
-    j = json.loads((d / "rust-sweep-0.json").read_text())
-    s = lambda *k: cpu(j, *k) / 1000
-    p99 = j["latency_ms"]["p99"]
-    v = variant(d.name); held[v][0] += p99 < 10; held[v][1] += 1
-    print(f"| {d.name} | {j['throughput']['delivered_per_s']:.0f} | {s('worker'):.2f} | {s('haproxy'):.2f} | {s('redis'):.2f} "
-          f"| {j['latency_ms']['p50']:.1f} / {p99:.1f} | {j['messages']['lost']} |")
-print()
-for v, (h, n) in sorted(held.items()):
-    print(f"- {v}: p99 < 10 ms in {h} of {n}")
+print_rate8000(here, variant, lambda n: int(n.split("-")[1]))
 
 print("\nSide by side with Node, fixed phase (CPU-ms per 1,000 delivered); W, W, O three times, then W, O\n")
 print("| pass | worker, ours / Node's | ratio | all-process, ours / Node's | ratio | delivery p50 / p99, ours vs Node's (ms) | lost |")
