@@ -2,8 +2,9 @@
 //! and resubscribes by itself; [`link`](crate::link) makes the connection,
 //! [`subscription`](crate::subscription) reads its frames and [`Delivery`] decodes what
 //! arrives. The command connection ([`command_wire`](crate::command_wire)) is made again
-//! by the next command, which a subscription never sends, and socketioxide-redis neither reconnects nor resubscribes (and drops
-//! messages when its buffer fills), so this loop is ours.
+//! by the next command, which a subscription never sends, and socketioxide-redis neither
+//! reconnects nor resubscribes (and drops messages when its buffer fills), so this loop is
+//! ours.
 
 use crate::store::Delivery;
 use std::future::Future;
